@@ -1,0 +1,152 @@
+/**
+ * The layout plan: from what the user asked for to every offset and size in the image. Pure: it
+ * is decided (and tested) before anything touches the disk, and every later step reads it.
+ *
+ *   0         512 B     4 KiB      8 KiB                 dataOff (2 MiB, more for --memmap pmem)   size
+ *   | MBR     | (GPT hdr, | PFN info | (GPT entries       | partition = the guest's /dev/pmem0        |
+ *   |         |  LBA 1)   | block    |  LBA 16..47)      | ext4, xfs or a zpool      (GPT backup) |
+ *
+ * One partition, starting exactly at the PFN block's dataoff, so the host (MBR/GPT) and the guest
+ * (PFN block) agree on where the filesystem is.
+ */
+import { UsageError } from '../errors.js';
+import { GPT_ENTRY_ARRAY_SECTORS, GPT_TYPE_LINUX, GPT_TYPE_ZFS } from './gpt.js';
+import { MBR_MAX_SECTORS, MBR_TYPE_LINUX, MBR_TYPE_ZFS } from './mbr.js';
+import { PFN_MODE_PMEM, PFN_MODE_RAM, pmemDataOffBytes } from './pfn.js';
+import { DAX_ALIGN_BYTES, FS_BLOCK_BYTES, MiB, PFN_INFO_OFFSET_BYTES, SECTOR_BYTES, alignDown, alignUp, formatSize, isPowerOfTwo } from './units.js';
+
+export const FS_TYPES = ['none', 'ext4', 'xfs', 'zfs'] as const;
+export type FsType = (typeof FS_TYPES)[number];
+export const MEMMAP_MODES = ['ram', 'pmem'] as const;
+export type Memmap = (typeof MEMMAP_MODES)[number];
+export const TABLE_TYPES = ['mbr', 'gpt'] as const;
+export type TableType = (typeof TABLE_TYPES)[number];
+
+/**
+ * The smallest partition each filesystem accepts.
+ * ext4: mke2fs makes no journal below 8 MiB with 4 KiB blocks ("Filesystem too small for a journal").
+ * xfs: xfsprogs >= 5.19 refuses 300 MiB or less ("Filesystem must be larger than 300MB").
+ * zfs: a vdev must be at least SPA_MINDEVSIZE, 64 MiB.
+ */
+export const MIN_PARTITION_BYTES: Readonly<Record<FsType, number>> = {
+  none: FS_BLOCK_BYTES,
+  ext4: 8 * MiB,
+  xfs: 300 * MiB + FS_BLOCK_BYTES,
+  zfs: 64 * MiB,
+};
+
+/** The default data offset (RAM mode): 2 MiB, the PFN block's alignment. */
+export const DEFAULT_DATA_OFF_BYTES = DAX_ALIGN_BYTES;
+
+export interface PlanOptions {
+  /** What the user asked for; rounded up to `imageAlignBytes`. */
+  sizeBytes: number;
+  fs: FsType;
+  memmap?: Memmap;
+  table?: TableType;
+  /** Image size alignment: 2 MiB (kernel minimum) or more (kata uses 128 MiB for memory hot-plug). */
+  imageAlignBytes?: number;
+}
+
+export interface PartitionPlan {
+  offsetBytes: number;
+  sizeBytes: number;
+  startLba: number;
+  /** Inclusive. */
+  endLba: number;
+  sectorCount: number;
+  mbrType: number;
+  gptTypeGuid: string;
+}
+
+export interface LayoutPlan {
+  requestedBytes: number;
+  sizeBytes: number;
+  /** sizeBytes - requestedBytes: what rounding added (reported to the user). */
+  roundedUpBytes: number;
+  imageAlignBytes: number;
+  fs: FsType;
+  memmap: Memmap;
+  table: TableType;
+  pfn: { offsetBytes: number; mode: number; alignBytes: number; dataOffBytes: number };
+  partition: PartitionPlan;
+  /** The filesystem's size: the partition rounded down to whole 4 KiB blocks. */
+  fsSizeBytes: number;
+  /** What the guest's /dev/pmem0 will be: size - dataoff. */
+  pmemSizeBytes: number;
+}
+
+function dataOffFor(sizeBytes: number, memmap: Memmap): number {
+  return memmap === 'pmem' ? Math.max(DEFAULT_DATA_OFF_BYTES, pmemDataOffBytes(sizeBytes, DAX_ALIGN_BYTES)) : DEFAULT_DATA_OFF_BYTES;
+}
+
+/** Bytes the table keeps at the end of the image (GPT backup header and entries). */
+function tailBytes(table: TableType): number {
+  return table === 'gpt' ? (GPT_ENTRY_ARRAY_SECTORS + 1) * SECTOR_BYTES : 0;
+}
+
+/** The smallest image for these options, aligned. */
+export function minimumImageBytes(fs: FsType, memmap: Memmap = 'ram', table: TableType = 'mbr', imageAlignBytes = DAX_ALIGN_BYTES): number {
+  let size = alignUp(DEFAULT_DATA_OFF_BYTES + MIN_PARTITION_BYTES[fs] + tailBytes(table), imageAlignBytes);
+  // PMEM mode's data offset grows with the size: step until the partition fits.
+  while (size - dataOffFor(size, memmap) - tailBytes(table) < MIN_PARTITION_BYTES[fs]) size += imageAlignBytes;
+  return size;
+}
+
+export function planLayout(o: PlanOptions): LayoutPlan {
+  const memmap = o.memmap ?? 'ram';
+  const table = o.table ?? 'mbr';
+  const imageAlignBytes = o.imageAlignBytes ?? DAX_ALIGN_BYTES;
+  if (!isPowerOfTwo(imageAlignBytes) || imageAlignBytes < DAX_ALIGN_BYTES) {
+    throw new UsageError(`alignment ${imageAlignBytes} bytes must be a power of two of at least 2 MiB (the kernel's namespace alignment)`, { imageAlignBytes });
+  }
+  if (!Number.isSafeInteger(o.sizeBytes) || o.sizeBytes <= 0) {
+    throw new UsageError(`size ${o.sizeBytes} must be a positive whole number of bytes`, { sizeBytes: o.sizeBytes });
+  }
+  const sizeBytes = alignUp(o.sizeBytes, imageAlignBytes);
+  const minimum = minimumImageBytes(o.fs, memmap, table, imageAlignBytes);
+  if (sizeBytes < minimum) {
+    throw new UsageError(
+      `size ${formatSize(o.sizeBytes)} is too small for ${o.fs === 'none' ? 'an image' : o.fs}${memmap === 'pmem' ? ' with --memmap pmem' : ''}: the minimum is ${formatSize(minimum)} (${formatSize(dataOffFor(minimum, memmap))} of headers + ${formatSize(MIN_PARTITION_BYTES[o.fs])} for the filesystem)`,
+      { requestedBytes: o.sizeBytes, minimumBytes: minimum },
+    );
+  }
+  const dataOffBytes = dataOffFor(sizeBytes, memmap);
+  const totalSectors = sizeBytes / SECTOR_BYTES;
+  const startLba = dataOffBytes / SECTOR_BYTES;
+  const endLba = totalSectors - 1 - tailBytes(table) / SECTOR_BYTES;
+  const sectorCount = endLba - startLba + 1;
+  if (table === 'mbr' && (sectorCount > MBR_MAX_SECTORS || startLba > MBR_MAX_SECTORS)) {
+    throw new UsageError(
+      `size ${formatSize(sizeBytes)} is too large for an MBR, which describes at most ${formatSize(MBR_MAX_SECTORS * SECTOR_BYTES)}: use --table gpt`,
+      { sizeBytes, maxBytes: MBR_MAX_SECTORS * SECTOR_BYTES },
+    );
+  }
+  const partitionBytes = sectorCount * SECTOR_BYTES;
+  return {
+    requestedBytes: o.sizeBytes,
+    sizeBytes,
+    roundedUpBytes: sizeBytes - o.sizeBytes,
+    imageAlignBytes,
+    fs: o.fs,
+    memmap,
+    table,
+    pfn: {
+      offsetBytes: PFN_INFO_OFFSET_BYTES,
+      mode: memmap === 'pmem' ? PFN_MODE_PMEM : PFN_MODE_RAM,
+      alignBytes: DAX_ALIGN_BYTES,
+      dataOffBytes,
+    },
+    partition: {
+      offsetBytes: dataOffBytes,
+      sizeBytes: partitionBytes,
+      startLba,
+      endLba,
+      sectorCount,
+      mbrType: o.fs === 'zfs' ? MBR_TYPE_ZFS : MBR_TYPE_LINUX,
+      gptTypeGuid: o.fs === 'zfs' ? GPT_TYPE_ZFS : GPT_TYPE_LINUX,
+    },
+    fsSizeBytes: alignDown(partitionBytes, FS_BLOCK_BYTES),
+    pmemSizeBytes: sizeBytes - dataOffBytes,
+  };
+}
