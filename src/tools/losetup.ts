@@ -1,0 +1,73 @@
+/**
+ * Loop devices (util-linux losetup). mkimage attaches the partition alone, by offset and size
+ * limit read from the image's own header, with --find: it never depends on the kernel's partition
+ * scanning (absent on some hosts) nor on which loop number it gets.
+ */
+import { run as defaultRun, type Runner } from './exec.js';
+
+export interface LoopAttachOptions {
+  file: string;
+  offsetBytes: number;
+  sizeLimitBytes: number;
+  readOnly?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface LoopDevice {
+  /** /dev/loopN */
+  name: string;
+  backFile: string;
+  offsetBytes: number;
+  sizeLimitBytes: number;
+  readOnly: boolean;
+}
+
+export function attachArgs(o: LoopAttachOptions): string[] {
+  return [
+    '--find',
+    '--show',
+    '--offset',
+    String(o.offsetBytes),
+    '--sizelimit',
+    String(o.sizeLimitBytes),
+    ...(o.readOnly ? ['--read-only'] : []),
+    '--',
+    o.file,
+  ];
+}
+
+export async function attachLoop(o: LoopAttachOptions, run: Runner = defaultRun): Promise<string> {
+  const r = await run('losetup', attachArgs(o), { signal: o.signal });
+  return r.stdout.trim();
+}
+
+export async function detachLoop(device: string, run: Runner = defaultRun): Promise<void> {
+  await run('losetup', ['--detach', device]);
+}
+
+interface LosetupJson {
+  loopdevices?: Array<{ name: string; 'back-file'?: string | null; offset?: number | string; sizelimit?: number | string; ro?: boolean | string | number }>;
+}
+
+/** Parses `losetup --json --list --output ...`; a deleted backing file shows as "PATH (deleted)". */
+export function parseLoopList(json: string): LoopDevice[] {
+  if (!json.trim()) return [];
+  const data = JSON.parse(json) as LosetupJson;
+  return (data.loopdevices ?? []).map((d) => ({
+    name: d.name,
+    backFile: String(d['back-file'] ?? ''),
+    offsetBytes: Number(d.offset ?? 0),
+    sizeLimitBytes: Number(d.sizelimit ?? 0),
+    readOnly: d.ro === true || d.ro === '1' || d.ro === 1,
+  }));
+}
+
+export async function listLoops(run: Runner = defaultRun): Promise<LoopDevice[]> {
+  const r = await run('losetup', ['--json', '--list', '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO']);
+  return parseLoopList(r.stdout);
+}
+
+/** The loop devices showing `file` at `offsetBytes` (a path compare: pass a resolved path). */
+export async function findLoops(file: string, offsetBytes?: number, run: Runner = defaultRun): Promise<LoopDevice[]> {
+  return (await listLoops(run)).filter((d) => d.backFile === file && (offsetBytes === undefined || d.offsetBytes === offsetBytes));
+}
