@@ -7,17 +7,30 @@
 import { InterruptedError, MkimageError } from '../errors.js';
 
 interface UndoStep {
+  id: number;
   what: string;
   run: () => Promise<void>;
 }
 
 export class Undo {
   private steps: UndoStep[] = [];
+  private nextId = 1;
   /** Errors from undo steps that themselves failed (reported, never thrown over the first error). */
   readonly failures: { what: string; error: unknown }[] = [];
 
-  push(what: string, run: () => Promise<void>): void {
-    this.steps.push({ what, run });
+  /** Records the inverse of a step just done; the returned id lets `settle` run it early. */
+  push(what: string, run: () => Promise<void>): number {
+    const id = this.nextId++;
+    this.steps.push({ id, what, run });
+    return id;
+  }
+
+  /** Runs one recorded step now (a loop device no longer needed) and forgets it. */
+  async settle(id: number): Promise<void> {
+    const i = this.steps.findIndex((s) => s.id === id);
+    if (i < 0) return;
+    const [step] = this.steps.splice(i, 1);
+    await step!.run();
   }
 
   /** Forget every step: what was done stays done. */

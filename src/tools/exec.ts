@@ -18,6 +18,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   mount: 'mount (util-linux)',
   umount: 'mount (util-linux)',
   blkid: 'util-linux',
+  fallocate: 'util-linux',
+  cp: 'coreutils',
   sfdisk: 'fdisk',
   'mkfs.ext4': 'e2fsprogs',
   e2fsck: 'e2fsprogs',

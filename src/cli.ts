@@ -1,0 +1,64 @@
+/**
+ * The command line: a thin adapter over the library. It parses options (commander), calls one
+ * job, prints the result (a human summary, or one JSON document with --json) and maps errors to
+ * one line on stderr and an exit status:
+ *
+ *   0 success, 1 failure, 2 usage error, 130/143 interrupted by SIGINT/SIGTERM (after cleanup).
+ *
+ * Commands live in src/cli/*.ts, one module per group, each exporting `register(program, ctx)`.
+ * They import their job when it runs, so `inspect` does not load what `create` needs.
+ */
+import { Command, CommanderError } from 'commander';
+import { InterruptedError, MkimageError } from './errors.js';
+import { register as registerCreate } from './cli/create.js';
+import { register as registerInspect } from './cli/inspect.js';
+import type { CliContext, OutputOptions } from './cli/context.js';
+
+const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
+
+export function handleError(e: unknown, out: OutputOptions, signal?: AbortSignal): number {
+  if (e instanceof MkimageError) {
+    if (out.json) write(process.stdout, JSON.stringify({ error: e.toJSON() }, null, 2));
+    write(process.stderr, `mkimage: ${e.message}`);
+    if (out.verbose && e.stack) write(process.stderr, e.stack);
+    if (e instanceof InterruptedError || signal?.aborted) return signal?.reason === 'SIGTERM' ? 143 : 130;
+    return e.exitStatus;
+  }
+  const err = e as Error;
+  write(process.stderr, `mkimage: internal error: ${err?.message ?? String(e)} (please report it; --verbose shows the stack)`);
+  if (out.verbose && err?.stack) write(process.stderr, err.stack);
+  return 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  const ctx: CliContext = { signal: controller.signal, exitCode: 0, out: {} };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) return; // cleanup is running: a second signal must not cut it short
+    process.stderr.write(`mkimage: ${sig}: stopping and removing what was made so far\n`);
+    controller.abort(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const program = new Command('mkimage')
+    .description('Build disk image files for VM and NVDIMM guests: MBR/GPT, Linux PFN info block (DAX), ext4, xfs or a ZFS pool')
+    .version('0.1.0')
+    .showHelpAfterError('(mkimage --help shows the usage)')
+    .exitOverride();
+  registerCreate(program, ctx);
+  registerInspect(program, ctx);
+
+  try {
+    await program.parseAsync(argv);
+    return ctx.exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(e.code) ? 0 : 2;
+    }
+    return handleError(e, ctx.out, controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

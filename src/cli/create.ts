@@ -1,0 +1,83 @@
+/** `mkimage [create] --size SIZE [options] IMAGE` */
+import { Command, Option } from 'commander';
+import { UsageError } from '../errors.js';
+import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES } from '../layout/plan.js';
+import { formatSize, parseSize } from '../layout/units.js';
+import { printResult, progressPrinter, type CliContext } from './context.js';
+
+interface CreateFlags {
+  size: string;
+  fs: (typeof FS_TYPES)[number];
+  sparse?: boolean;
+  memmap: (typeof MEMMAP_MODES)[number];
+  table: (typeof TABLE_TYPES)[number];
+  align?: string;
+  label?: string;
+  uuid?: string;
+  seed?: string;
+  populate?: string;
+  force?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`SOURCE_DATE_EPOCH="${v}" is not a whole number of seconds since 1970`);
+  return Number(v);
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('create', { isDefault: true })
+    .description('create an image file (the default command)')
+    .argument('<image>', 'path of the image file to create')
+    .requiredOption('-s, --size <size>', 'image size: bytes or K/M/G/T (powers of 1024), or "max" for all free space; rounded up to the alignment')
+    .addOption(new Option('--fs <type>', 'filesystem in the partition').choices(FS_TYPES).default('ext4'))
+    .option('--sparse', 'thin image: do not reserve the blocks (default: preallocated with fallocate)')
+    .addOption(new Option('--memmap <where>', "where the guest keeps struct pages: ram, or pmem (on the device: larger data offset)").choices(MEMMAP_MODES).default('ram'))
+    .addOption(new Option('--table <type>', 'partition table: mbr, or gpt (needed above 2 TiB)').choices(TABLE_TYPES).default('mbr'))
+    .option('--align <size>', 'round the image size up to this (default 2M; 128M suits memory hot-plug)')
+    .option('--label <label>', 'filesystem label (ext4: 16 bytes, xfs: 12) and GPT partition name')
+    .option('--uuid <uuid>', 'uuid of the PFN info block and the filesystem')
+    .option('--seed <n>', 'derive every uuid and signature from this seed (with SOURCE_DATE_EPOCH: byte-identical builds)')
+    .option('--populate <dir>', 'copy this directory tree into the new filesystem')
+    .option('-f, --force', 'replace an existing IMAGE (without it an existing file is never touched)')
+    .option('--json', 'print one JSON document describing the result on stdout')
+    .option('-q, --quiet', 'print nothing on success')
+    .option('-v, --verbose', 'print stacks with errors')
+    .action(async (image: string, flags: CreateFlags) => {
+      ctx.out = flags;
+      const { createImage } = await import('../jobs/create.js');
+      const result = await createImage({
+        path: image,
+        size: flags.size === 'max' ? 'max' : parseSize(flags.size, '--size'),
+        fs: flags.fs,
+        sparse: flags.sparse,
+        memmap: flags.memmap,
+        table: flags.table,
+        alignBytes: flags.align === undefined ? undefined : parseSize(flags.align, '--align'),
+        label: flags.label,
+        uuid: flags.uuid,
+        seed: flags.seed,
+        sourceDateEpoch: sourceDateEpoch(),
+        populateDir: flags.populate,
+        force: flags.force,
+        signal: ctx.signal,
+        onProgress: progressPrinter(flags),
+      });
+      printResult(flags, result, () => {
+        const lines = [
+          `${result.path}: ${formatSize(result.sizeBytes)} ${result.fs === 'none' ? 'image without filesystem' : result.fs}, ${result.sparse ? 'sparse' : 'preallocated'} (${formatSize(result.allocatedBytes)} on disk), ${result.table.toUpperCase()}`,
+          `  partition ${formatSize(result.layout.partitionOffsetBytes)} .. end (${formatSize(result.layout.partitionSizeBytes)}), guest /dev/pmem0 ${formatSize(result.layout.pmemSizeBytes)} fsdax (${result.memmap} memmap)`,
+          `  PFN uuid ${result.ids.pfnUuid}${result.fs === 'ext4' || result.fs === 'xfs' ? `, filesystem uuid ${result.ids.fsUuid}` : ''}`,
+        ];
+        if (result.roundedUpBytes > 0) {
+          lines.push(`  size rounded up from ${result.requestedBytes} to ${result.sizeBytes} bytes: images are a multiple of ${formatSize(result.alignBytes)}`);
+        }
+        return lines.join('\n');
+      });
+    });
+}

@@ -1,0 +1,13 @@
+/** mkimage's library API: everything the CLI uses, for other programs too. Re-exports only. */
+export * from './errors.js';
+export * from './layout/units.js';
+export * from './layout/uuid.js';
+export * from './layout/pfn.js';
+export * from './layout/mbr.js';
+export * from './layout/gpt.js';
+export * from './layout/plan.js';
+export * from './layout/header.js';
+export * from './layout/fs-magic.js';
+export { createImage, planCreate, type CreateOptions, type CreateResult } from './jobs/create.js';
+export { inspectImage, readImageHeader, type ImageReport, type ImagePartition, type PfnReport } from './jobs/inspect.js';
+export { run, formatCommand, type RunOptions, type RunResult, type Runner } from './tools/exec.js';

@@ -1,0 +1,296 @@
+/**
+ * create: the whole job of making an image.
+ *
+ *   options -> plan (pure) -> checks (target, root, tools, space: before anything is written)
+ *   -> temp file in the target directory -> size (truncate) -> reserve (fallocate)
+ *   -> header bytes -> filesystem (mkfs.ext4 at an offset of the file; mkfs.xfs and zpool on a
+ *   loop device of the partition) -> fsync -> rename into place.
+ *
+ * A failure or a signal at any step unwinds everything done so far (Undo): the target path holds
+ * the complete image or is untouched, and no loop device, pool or mount is left.
+ */
+import { promises as fs } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
+import {
+  allocatedBytes,
+  createSparseFile,
+  freeBytes,
+  fsyncFile,
+  publish,
+  removeIfExists,
+  tempPathFor,
+  writeAt,
+} from '../file/image-file.js';
+import { buildHeader, type HeaderIds } from '../layout/header.js';
+import { FS_TYPES, minimumImageBytes, planLayout, type FsType, type LayoutPlan, type Memmap, type TableType } from '../layout/plan.js';
+import { DAX_ALIGN_BYTES, MiB, alignDown, formatSize } from '../layout/units.js';
+import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
+import { TOOL_PACKAGES, hasTool } from '../tools/exec.js';
+import { fallocate } from '../tools/fallocate.js';
+import { attachLoop, detachLoop } from '../tools/losetup.js';
+import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
+import { copyTree, mount, umount } from '../tools/mount.js';
+import { checkAborted, withUndo, type Undo } from './undo.js';
+
+export interface CreateOptions {
+  path: string;
+  /** Bytes (rounded up to the alignment), or 'max': as large as the target filesystem's free space. */
+  size: number | 'max';
+  fs?: FsType;
+  /** Thin image: no fallocate. Default: preallocated. */
+  sparse?: boolean;
+  memmap?: Memmap;
+  table?: TableType;
+  /** Image size alignment (default 2 MiB; kata uses 128 MiB). */
+  alignBytes?: number;
+  label?: string;
+  /** The uuid of the PFN block and of the filesystem. */
+  uuid?: string;
+  /** Derive every uuid and signature from this seed (reproducible builds). */
+  seed?: string;
+  /** Pins filesystem timestamps (the SOURCE_DATE_EPOCH convention). */
+  sourceDateEpoch?: number;
+  /** Copy this directory's tree into the new filesystem. */
+  populateDir?: string;
+  /** Replace an existing file at `path`. */
+  force?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (event: { phase: string; message: string }) => void;
+}
+
+export interface CreateResult {
+  path: string;
+  requestedBytes: number;
+  sizeBytes: number;
+  roundedUpBytes: number;
+  alignBytes: number;
+  allocatedBytes: number;
+  sparse: boolean;
+  fs: FsType;
+  memmap: Memmap;
+  table: TableType;
+  layout: {
+    pfnOffsetBytes: number;
+    dataOffBytes: number;
+    partitionOffsetBytes: number;
+    partitionSizeBytes: number;
+    partitionStartLba: number;
+    partitionSectorCount: number;
+    fsSizeBytes: number;
+    pmemSizeBytes: number;
+  };
+  ids: HeaderIds & { fsUuid: string };
+  /** Milliseconds per phase. */
+  timings: Record<string, number>;
+}
+
+/** Free space kept back by --size max for a preallocated image (filesystem metadata, extents). */
+const MAX_SIZE_RESERVE_BYTES = 64 * MiB;
+
+export function makeIds(o: Pick<CreateOptions, 'seed' | 'uuid' | 'label'>): HeaderIds & { fsUuid: string; hashSeed: string } {
+  if (o.uuid !== undefined && !isUuid(o.uuid)) {
+    throw new UsageError(`--uuid "${o.uuid}" is not a uuid: expected 8-4-4-4-12 hex digits`, { uuid: o.uuid });
+  }
+  const seed = o.seed;
+  const pfnUuid = o.uuid ?? makeUuid(seed, 'pfn');
+  return {
+    pfnUuid,
+    fsUuid: o.uuid ?? makeUuid(seed, 'fs'),
+    hashSeed: makeUuid(seed, 'ext4-hash-seed'),
+    diskSignature: seed === undefined ? deriveU32(makeUuid(undefined, 'sig'), 'sig') : deriveU32(seed, 'mbr-disk-signature'),
+    diskGuid: makeUuid(seed, 'gpt-disk'),
+    partitionGuid: makeUuid(seed, 'gpt-partition'),
+    partitionName: o.label ?? 'mkimage',
+  };
+}
+
+/** Resolves 'max' and plans; throws UsageError for impossible requests. */
+export async function planCreate(o: CreateOptions): Promise<LayoutPlan> {
+  const fsType = o.fs ?? 'ext4';
+  if (!(FS_TYPES as readonly string[]).includes(fsType)) {
+    throw new UsageError(`--fs ${fsType} is not one of ${FS_TYPES.join(', ')}`, { fs: fsType });
+  }
+  let sizeBytes: number;
+  if (o.size === 'max') {
+    const dir = dirname(resolve(o.path));
+    const free = await freeBytes(dir);
+    const align = o.alignBytes ?? DAX_ALIGN_BYTES;
+    sizeBytes = alignDown(free - (o.sparse ? 0 : MAX_SIZE_RESERVE_BYTES), align);
+    const min = minimumImageBytes(fsType, o.memmap, o.table, align);
+    if (sizeBytes < min) {
+      throw new NoSpaceError(`--size max: ${dir} has ${formatSize(free)} free, less than the ${formatSize(min)} a ${fsType} image needs`, { freeBytes: free, minimumBytes: min });
+    }
+  } else {
+    sizeBytes = o.size;
+  }
+  return planLayout({ sizeBytes, fs: fsType, memmap: o.memmap, table: o.table, imageAlignBytes: o.alignBytes });
+}
+
+/** Everything that can be checked before a byte is written. */
+async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<void> {
+  const target = resolve(o.path);
+  const dir = dirname(target);
+  const dirStat = await fs.stat(dir).catch(() => undefined);
+  if (!dirStat?.isDirectory()) throw new UsageError(`cannot create ${o.path}: directory ${dir} does not exist`, { dir });
+  const st = await fs.lstat(target).catch(() => undefined);
+  if (st?.isDirectory()) throw new UsageError(`${o.path} is a directory: give the path of the image file to create`, { path: o.path });
+  if (st && !o.force) throw new TargetExistsError(o.path);
+  if (o.label) {
+    if (plan.fs === 'ext4' || plan.fs === 'xfs') checkLabel(plan.fs, o.label);
+    else if (plan.fs === 'none') throw new UsageError('--label needs a filesystem: --fs ext4 or xfs (the GPT partition name uses it too)');
+  }
+  if (o.populateDir) {
+    if (plan.fs === 'none') throw new UsageError('--populate needs a filesystem: --fs ext4, xfs or zfs');
+    const p = await fs.stat(o.populateDir).catch(() => undefined);
+    if (!p?.isDirectory()) throw new UsageError(`--populate ${o.populateDir} is not a directory`, { populateDir: o.populateDir });
+  }
+  const needsLoop = plan.fs === 'xfs' || plan.fs === 'zfs';
+  if (needsLoop && process.getuid?.() !== 0) {
+    throw new PermissionError(`--fs ${plan.fs} formats a loop device of the partition, which needs root: run mkimage as root (e.g. with sudo)`, { fs: plan.fs });
+  }
+  const tools = [
+    ...(o.sparse ? [] : ['fallocate']),
+    ...(plan.fs === 'ext4' ? ['mkfs.ext4'] : []),
+    ...(plan.fs === 'xfs' ? ['mkfs.xfs', 'losetup'] : []),
+    ...(plan.fs === 'xfs' && o.populateDir ? ['mount', 'umount', 'cp'] : []),
+  ];
+  for (const tool of tools) {
+    if (!(await hasTool(tool))) {
+      throw new ToolMissingError(`${tool} is not installed or not on PATH: install the Debian package ${TOOL_PACKAGES[tool] ?? tool} (nothing was created)`, { tool, package: TOOL_PACKAGES[tool] });
+    }
+  }
+  if (!o.sparse) {
+    const free = await freeBytes(dir);
+    const replacing = st?.isFile() ? st.blocks * 512 : 0;
+    if (free + replacing < plan.sizeBytes) {
+      throw new NoSpaceError(
+        `not enough space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dir}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free (use --sparse for a thin image, or a smaller --size)`,
+        { neededBytes: plan.sizeBytes, freeBytes: free, dir },
+      );
+    }
+  }
+}
+
+function isNoSpace(e: unknown): boolean {
+  return e instanceof ToolFailedError && /No space left|ENOSPC/i.test(String(e.data.stderr ?? ''));
+}
+
+async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void): Promise<void> {
+  const signal = o.signal;
+  if (plan.fs === 'ext4') {
+    phase('mkfs', `mkfs.ext4 ${formatSize(plan.fsSizeBytes)}${o.populateDir ? ` from ${o.populateDir}` : ''}`);
+    await mkfsExt4({
+      target: temp,
+      offsetBytes: plan.partition.offsetBytes,
+      sizeBytes: plan.fsSizeBytes,
+      uuid: ids.fsUuid,
+      hashSeed: ids.hashSeed,
+      label: o.label,
+      populateDir: o.populateDir,
+      sourceDateEpoch: o.sourceDateEpoch,
+      signal,
+    });
+  } else if (plan.fs === 'xfs') {
+    phase('loop', 'attaching the partition');
+    const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.fsSizeBytes, signal });
+    const loopUndo = undo.push(`loop device ${device}`, () => detachLoop(device));
+    checkAborted(signal, 'loop attach');
+    phase('mkfs', `mkfs.xfs ${formatSize(plan.fsSizeBytes)} on ${device}`);
+    await mkfsXfs({ device, uuid: ids.fsUuid, label: o.label, signal });
+    if (o.populateDir) {
+      checkAborted(signal, 'mkfs');
+      phase('populate', `copying ${o.populateDir}`);
+      const dir = await fs.mkdtemp(`${dirname(temp)}/.mkimage-mnt-`);
+      const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir));
+      await mount(device, dir, 'xfs', [], signal);
+      const mountUndo = undo.push(`mount ${dir}`, () => umount(dir));
+      await copyTree(o.populateDir, dir, signal);
+      await undo.settle(mountUndo);
+      await undo.settle(dirUndo);
+    }
+    await undo.settle(loopUndo);
+  }
+}
+
+export async function createImage(o: CreateOptions): Promise<CreateResult> {
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  let current = 'plan';
+  const phase = (name: string, message: string) => {
+    const now = performance.now();
+    timings[current] = (timings[current] ?? 0) + (now - t);
+    t = now;
+    current = name;
+    checkAborted(o.signal, name);
+    o.onProgress?.({ phase: name, message });
+  };
+  const plan = await planCreate(o);
+  const ids = makeIds(o);
+  const headerWrites = buildHeader(plan, ids);
+  await preflight(o, plan);
+  const target = resolve(o.path);
+  const sparse = o.sparse ?? false;
+
+  await withUndo(o.signal, async (undo) => {
+    const temp = tempPathFor(target);
+    phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
+    await createSparseFile(temp, plan.sizeBytes);
+    undo.push(`temporary file ${temp}`, () => removeIfExists(temp));
+    if (!sparse) {
+      try {
+        await fallocate(temp, 0, plan.sizeBytes, o.signal);
+      } catch (e) {
+        if (!isNoSpace(e)) throw e;
+        const free = await freeBytes(dirname(target));
+        throw new NoSpaceError(
+          `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
+          { neededBytes: plan.sizeBytes, freeBytes: free },
+          { cause: e },
+        );
+      }
+    }
+    phase('header', 'writing MBR/GPT and PFN info block');
+    await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
+    await formatPartition(o, plan, temp, ids, undo, phase);
+    phase('publish', `renaming into place as ${o.path}`);
+    await fsyncFile(temp);
+    checkAborted(o.signal, 'publish');
+    await publish(temp, target, o.force ?? false);
+    undo.commit();
+  });
+  timings[current] = (timings[current] ?? 0) + (performance.now() - t);
+
+  return {
+    path: o.path,
+    requestedBytes: plan.requestedBytes,
+    sizeBytes: plan.sizeBytes,
+    roundedUpBytes: plan.roundedUpBytes,
+    alignBytes: plan.imageAlignBytes,
+    allocatedBytes: await allocatedBytes(target),
+    sparse,
+    fs: plan.fs,
+    memmap: plan.memmap,
+    table: plan.table,
+    layout: {
+      pfnOffsetBytes: plan.pfn.offsetBytes,
+      dataOffBytes: plan.pfn.dataOffBytes,
+      partitionOffsetBytes: plan.partition.offsetBytes,
+      partitionSizeBytes: plan.partition.sizeBytes,
+      partitionStartLba: plan.partition.startLba,
+      partitionSectorCount: plan.partition.sectorCount,
+      fsSizeBytes: plan.fsSizeBytes,
+      pmemSizeBytes: plan.pmemSizeBytes,
+    },
+    ids: {
+      pfnUuid: ids.pfnUuid,
+      fsUuid: ids.fsUuid,
+      diskSignature: ids.diskSignature,
+      diskGuid: ids.diskGuid,
+      partitionGuid: ids.partitionGuid,
+      partitionName: ids.partitionName,
+    },
+    timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+  };
+}
+

@@ -1,0 +1,219 @@
+/**
+ * inspect: decode an image's headers and judge them as a guest kernel and host tools would.
+ * Reads only headers (the first 24 KiB, the GPT backup, a superblock at the data offset): O(1)
+ * in the image size. Never trusts a length from the file without bounding it.
+ */
+import { promises as fs } from 'node:fs';
+import { InvalidImageError, type Problem } from '../errors.js';
+import { readAt } from '../file/image-file.js';
+import { FS_MAGIC_PROBE_BYTES, detectFs, type DetectedFs } from '../layout/fs-magic.js';
+import { GPT_ENTRY_BYTES, checkGptHeader, decodeGptEntries, decodeGptHeader, describeGptEntry } from '../layout/gpt.js';
+import { MBR_BYTES, MBR_TYPE_GPT_PROTECTIVE, checkMbr, decodeMbr } from '../layout/mbr.js';
+import { PFN_MODE_PMEM, PFN_SB_BYTES, checkPfnInfo, decodePfnInfo, effectivePfn } from '../layout/pfn.js';
+import { PFN_INFO_OFFSET_BYTES, SECTOR_BYTES } from '../layout/units.js';
+import { bytesToUuid } from '../layout/uuid.js';
+
+/** The bytes read from the start: MBR, GPT header, PFN block, GPT entries at LBA 16..47. */
+const HEAD_BYTES = 24 * 1024;
+/** A GPT entry array larger than this is refused rather than read (the spec's minimum is 16 KiB). */
+const MAX_GPT_ARRAY_BYTES = 1024 * 1024;
+
+export interface ImagePartition {
+  index: number;
+  offsetBytes: number;
+  sizeBytes: number;
+  startLba: number;
+  sectorCount: number;
+  type: string;
+  name?: string;
+  uuid?: string;
+}
+
+export interface PfnReport {
+  signature: string;
+  uuid: string;
+  parentUuid: string;
+  versionMajor: number;
+  versionMinor: number;
+  dataOffBytes: number;
+  npfns: number;
+  mode: 'ram' | 'pmem' | number;
+  alignBytes: number;
+  effectiveAlignBytes: number;
+  pageSize: number;
+  pageStructSize: number;
+  startPad: number;
+  endTrunc: number;
+  checksum: string;
+}
+
+export interface ZfsLabelInfo {
+  pool: string;
+  guid: string;
+  [key: string]: unknown;
+}
+
+export interface ImageReport {
+  path: string;
+  sizeBytes: number;
+  allocatedBytes: number;
+  table: { type: 'mbr' | 'gpt' | 'none'; diskSignature?: string; diskGuid?: string };
+  partitions: ImagePartition[];
+  /** The partition the image's data lives in: the one starting at the PFN block's dataoff. */
+  partition?: ImagePartition;
+  pfn?: PfnReport;
+  filesystem?: DetectedFs | { type: 'zfs'; pool: string; guid: string; [key: string]: unknown };
+  /** Every rule that fails, with the field that fails it. Empty = a guest gets fsdax /dev/pmem0. */
+  problems: Problem[];
+  /** No problem at all: host tools and a guest kernel both accept the image. */
+  ok: boolean;
+  guest: { accepts: boolean; pmemSizeBytes?: number; namespaceMode: 'fsdax' | 'raw' | 'none' };
+}
+
+/** Pluggable ZFS label reader (src/layout/zfs-label.ts provides it); undefined when not a pool. */
+export type ZfsDetector = (path: string, partitionOffsetBytes: number, partitionSizeBytes: number) => Promise<ZfsLabelInfo | undefined>;
+let zfsDetector: ZfsDetector | undefined;
+export function setZfsDetector(d: ZfsDetector): void {
+  zfsDetector = d;
+}
+
+function pfnReport(buf: Buffer): PfnReport {
+  const sb = decodePfnInfo(buf);
+  const eff = effectivePfn(sb);
+  return {
+    signature: sb.signature.toString('latin1').replace(/\0+$/, ''),
+    uuid: bytesToUuid(sb.uuid),
+    parentUuid: bytesToUuid(sb.parentUuid),
+    versionMajor: sb.versionMajor,
+    versionMinor: sb.versionMinor,
+    dataOffBytes: Number(sb.dataOff),
+    npfns: Number(sb.npfns),
+    mode: sb.mode === 1 ? 'ram' : sb.mode === PFN_MODE_PMEM ? 'pmem' : sb.mode,
+    alignBytes: sb.align,
+    effectiveAlignBytes: eff.align,
+    pageSize: sb.pageSize,
+    pageStructSize: sb.pageStructSize,
+    startPad: sb.startPad,
+    endTrunc: sb.endTrunc,
+    checksum: `0x${sb.checksum.toString(16).padStart(16, '0')}`,
+  };
+}
+
+/** Reads and judges the headers. Throws InvalidImageError only when there is nothing to judge. */
+export async function readImageHeader(path: string): Promise<ImageReport> {
+  let st;
+  try {
+    st = await fs.stat(path);
+  } catch (e) {
+    throw new InvalidImageError(`cannot read ${path}: ${(e as Error).message}`, { path }, { cause: e });
+  }
+  if (!st.isFile()) throw new InvalidImageError(`${path} is not a regular file`, { path });
+  const sizeBytes = st.size;
+  if (sizeBytes < PFN_INFO_OFFSET_BYTES + PFN_SB_BYTES) {
+    throw new InvalidImageError(`${path} is ${sizeBytes} bytes: too small to hold an MBR and a PFN info block (8 KiB)`, { path, sizeBytes });
+  }
+  const head = await readAt(path, 0, Math.min(HEAD_BYTES, sizeBytes));
+  const problems: Problem[] = [];
+  const report: ImageReport = {
+    path,
+    sizeBytes,
+    allocatedBytes: st.blocks * 512,
+    table: { type: 'none' },
+    partitions: [],
+    problems,
+    ok: false,
+    guest: { accepts: false, namespaceMode: 'none' },
+  };
+  const totalSectors = Math.floor(sizeBytes / SECTOR_BYTES);
+
+  // Partition table.
+  const mbr = decodeMbr(head.subarray(0, MBR_BYTES));
+  const mbrProblems = checkMbr(mbr, sizeBytes);
+  const isGpt = mbr.bootSignature === 0xaa55 && mbr.partitions.some((p) => p.type === MBR_TYPE_GPT_PROTECTIVE);
+  if (isGpt) {
+    report.table = { type: 'gpt' };
+    const header = decodeGptHeader(head.subarray(SECTOR_BYTES, 2 * SECTOR_BYTES));
+    const arrayBytes = header.numberOfPartitionEntries * header.sizeOfPartitionEntry;
+    const arrayOffset = Number(header.partitionEntryLba) * SECTOR_BYTES;
+    let entries: Buffer | undefined;
+    if (header.sizeOfPartitionEntry < GPT_ENTRY_BYTES || arrayBytes > MAX_GPT_ARRAY_BYTES || arrayOffset + arrayBytes > sizeBytes) {
+      problems.push({ field: 'gpt.partitionEntryLba', message: `entry array of ${header.numberOfPartitionEntries} x ${header.sizeOfPartitionEntry} bytes at LBA ${header.partitionEntryLba} does not fit the image` });
+    } else {
+      entries = arrayOffset + arrayBytes <= head.length ? head.subarray(arrayOffset, arrayOffset + arrayBytes) : await readAt(path, arrayOffset, arrayBytes);
+    }
+    problems.push(...checkGptHeader(header, entries, totalSectors, 1).map((p) => ({ field: `gpt.${p.field}`, message: p.message })));
+    const backup = decodeGptHeader(await readAt(path, (totalSectors - 1) * SECTOR_BYTES, SECTOR_BYTES));
+    problems.push(...checkGptHeader(backup, undefined, totalSectors, totalSectors - 1).map((p) => ({ field: `gptBackup.${p.field}`, message: p.message })));
+    report.table.diskGuid = bytesToUuid(header.diskGuid);
+    if (entries) {
+      decodeGptEntries(entries, header.numberOfPartitionEntries, header.sizeOfPartitionEntry).forEach((e, index) => {
+        const d = describeGptEntry(e);
+        report.partitions.push({
+          index,
+          offsetBytes: d.startingLba * SECTOR_BYTES,
+          sizeBytes: (d.endingLba - d.startingLba + 1) * SECTOR_BYTES,
+          startLba: d.startingLba,
+          sectorCount: d.endingLba - d.startingLba + 1,
+          type: d.typeGuid,
+          name: d.name,
+          uuid: d.uniqueGuid,
+        });
+      });
+    }
+  } else if (mbr.bootSignature === 0xaa55) {
+    report.table = { type: 'mbr', diskSignature: `0x${mbr.diskSignature.toString(16).padStart(8, '0')}` };
+    problems.push(...mbrProblems.map((p) => ({ field: `mbr.${p.field}`, message: p.message })));
+    mbr.partitions.forEach((p, index) => {
+      if (p.type === 0) return;
+      report.partitions.push({
+        index,
+        offsetBytes: p.startLba * SECTOR_BYTES,
+        sizeBytes: p.sectorCount * SECTOR_BYTES,
+        startLba: p.startLba,
+        sectorCount: p.sectorCount,
+        type: `0x${p.type.toString(16).padStart(2, '0')}`,
+      });
+    });
+  } else {
+    problems.push(...mbrProblems.map((p) => ({ field: `mbr.${p.field}`, message: p.message })));
+  }
+
+  // PFN info block: the guest's view.
+  const pfnBuf = head.subarray(PFN_INFO_OFFSET_BYTES, PFN_INFO_OFFSET_BYTES + PFN_SB_BYTES);
+  const pfnProblems = checkPfnInfo(decodePfnInfo(pfnBuf), { sizeBytes }).map((p) => ({ field: `pfn.${p.field}`, message: p.message }));
+  problems.push(...pfnProblems);
+  const rawSig = pfnBuf.toString('latin1', 0, 16);
+  if (rawSig.startsWith('NVDIMM_')) report.pfn = pfnReport(pfnBuf);
+  const accepts = pfnProblems.length === 0;
+  const dataOff = report.pfn?.dataOffBytes;
+  report.guest = accepts
+    ? { accepts: true, pmemSizeBytes: sizeBytes - dataOff!, namespaceMode: 'fsdax' }
+    : { accepts: false, namespaceMode: pfnProblems.some((p) => p.field === 'pfn.signature' || p.field === 'pfn.checksum') ? 'raw' : 'none' };
+
+  // Host and guest must agree on where the data is.
+  if (dataOff !== undefined && accepts) {
+    report.partition = report.partitions.find((p) => p.offsetBytes === dataOff);
+    if (!report.partition && report.table.type !== 'none') {
+      problems.push({ field: 'partition', message: `no partition starts at the PFN block's dataoff ${dataOff}: host tools and the guest disagree on where the filesystem is` });
+    }
+  } else {
+    report.partition = report.partitions[0];
+  }
+
+  // What lives in the partition (bounded reads).
+  const at = report.partition?.offsetBytes ?? dataOff;
+  if (at !== undefined && at < sizeBytes) {
+    const detected = detectFs(await readAt(path, at, FS_MAGIC_PROBE_BYTES));
+    if (detected) report.filesystem = detected;
+    else if (zfsDetector) {
+      const size = report.partition?.sizeBytes ?? sizeBytes - at;
+      const z = await zfsDetector(path, at, size).catch(() => undefined);
+      if (z) report.filesystem = { type: 'zfs', ...z };
+    }
+  }
+  report.ok = problems.length === 0;
+  return report;
+}
+
+/** The inspect job: the report; its `ok` says whether host tools and a guest accept the image. */
+export const inspectImage = readImageHeader;
