@@ -69,7 +69,10 @@ mib=$(((size + 1048575) / 1048576))
 [[ -n $mem ]] || mem=$((256 + (size / 64 + 1048575) / 1048576))
 
 case $accel in
-  auto) if [[ -r /dev/kvm && -w /dev/kvm ]]; then accel=kvm; else accel=tcg; fi ;;
+  # /dev/kvm alone proves nothing: inside some VMs it exists but a guest hangs on it. Real KVM
+  # hosts also show the vmx/svm CPU flags.
+  auto) if [[ -r /dev/kvm && -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+      accel=kvm; else accel=tcg; fi ;;
   kvm | tcg) ;;
   *) die "--accel takes auto, kvm or tcg" 2 ;;
 esac

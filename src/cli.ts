@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('mkimage')
     .description('Build disk image files for VM and NVDIMM guests: MBR/GPT, Linux PFN info block (DAX), ext4, xfs or a ZFS pool')
     .version('0.1.0')
-    .showHelpAfterError('(mkimage --help shows the usage)')
+    .configureOutput({ outputError: (text, write) => write(`mkimage: ${text.replace(/^error: /, '').trimEnd()} (see mkimage --help)\n`) })
     .exitOverride();
   registerCreate(program, ctx);
   registerInspect(program, ctx);

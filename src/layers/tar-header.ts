@@ -1,0 +1,396 @@
+/**
+ * One 512-byte tar header, decoded and encoded field by field, and the PAX extended-header records
+ * that can precede it. Pure bytes, no I/O. Sources of truth: POSIX pax(1) "ustar Interchange
+ * Format" and "pax Extended Header", GNU tar's tar.h (the `ustar  ` magic, base-256 numbers, the
+ * `L`/`K` long-name entries), and Go's archive/tar (what Docker and containerd write).
+ *
+ *   off  size  field      encoding
+ *   0    100   name       bytes, NUL-terminated when shorter
+ *   100  8     mode       octal
+ *   108  8     uid        octal, or GNU base-256 when the top bit of the first byte is set
+ *   116  8     gid        "
+ *   124  12    size       "
+ *   136  12    mtime      " (seconds since the epoch)
+ *   148  8     chksum     octal: sum of the 512 header bytes with this field read as 8 spaces
+ *   156  1     typeflag   '0' file, '1' hard link, '2' symlink, '3' char, '4' block, '5' dir,
+ *                         '6' fifo, '7' contiguous file; 'x'/'g' PAX, 'L'/'K' GNU long names
+ *   157  100   linkname
+ *   257  6     magic      "ustar\0" (POSIX) or "ustar " (GNU, with version " \0")
+ *   263  2     version    "00" (POSIX)
+ *   265  32    uname
+ *   297  32    gname
+ *   329  8     devmajor   octal
+ *   337  8     devminor   octal
+ *   345  155   prefix     POSIX only: name = prefix + "/" + name. GNU uses these bytes for
+ *                         atime/ctime, so the prefix is read only under the POSIX magic.
+ */
+import { LayerError } from '../errors.js';
+
+export const BLOCK = 512;
+
+/** The largest PAX or GNU long-name body read into memory; Linux's PATH_MAX is 4096. */
+export const MAX_META_BYTES = 1024 * 1024;
+
+export type TarType =
+  | 'file'
+  | 'hardlink'
+  | 'symlink'
+  | 'char'
+  | 'block'
+  | 'directory'
+  | 'fifo'
+  | 'pax'
+  | 'pax-global'
+  | 'gnu-longname'
+  | 'gnu-longlink';
+
+const TYPE_BY_FLAG: Readonly<Record<string, TarType>> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'directory',
+  '6': 'fifo',
+  x: 'pax',
+  g: 'pax-global',
+  L: 'gnu-longname',
+  K: 'gnu-longlink',
+};
+
+const FLAG_BY_TYPE: Readonly<Record<string, string>> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  char: '3',
+  block: '4',
+  directory: '5',
+  fifo: '6',
+  pax: 'x',
+  'pax-global': 'g',
+  'gnu-longname': 'L',
+  'gnu-longlink': 'K',
+};
+
+/** Types whose header is the whole entry: Go's archive/tar reads no data for them whatever `size` says. */
+export function isHeaderOnly(type: TarType): boolean {
+  return type === 'hardlink' || type === 'symlink' || type === 'char' || type === 'block' || type === 'directory' || type === 'fifo';
+}
+
+/** A decoded header, before PAX or GNU long-name entries are applied to it. */
+export interface TarHeader {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  type: TarType;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  /** 'ustar' (POSIX, prefix read), 'gnu', or 'v7' (no magic). */
+  format: 'ustar' | 'gnu' | 'v7';
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes UTF-8 strictly: a name that is not valid UTF-8 would be written back as other bytes. */
+export function decodeUtf8(bytes: Uint8Array, what: string, at: number): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new LayerError(`tar header at byte ${at}: ${what} is not valid UTF-8 (hex ${Buffer.from(bytes).subarray(0, 64).toString('hex')}); such names are refused rather than rewritten`, {
+      offset: at,
+      field: what,
+    });
+  }
+}
+
+function cString(block: Buffer, off: number, len: number, what: string, at: number): string {
+  const field = block.subarray(off, off + len);
+  const nul = field.indexOf(0);
+  return decodeUtf8(nul === -1 ? field : field.subarray(0, nul), what, at);
+}
+
+/**
+ * A numeric field: octal digits between optional spaces/NULs, or GNU base-256 (top bit of the
+ * first byte set; 0xff starts a negative number). Anything else, or a value past 2^53, is refused.
+ */
+export function decodeNumber(field: Buffer, what: string, at: number): number {
+  if (field.length && (field[0]! & 0x80) !== 0) {
+    let v = 0n;
+    for (const b of field) v = (v << 8n) | BigInt(b);
+    if (field[0] === 0xff) v -= 1n << BigInt(8 * field.length);
+    else v &= (1n << BigInt(8 * field.length - 1)) - 1n;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new LayerError(`tar header at byte ${at}: ${what} ${v} (base-256) is out of range`, { offset: at, field: what });
+    }
+    return Number(v);
+  }
+  let s = field.toString('latin1');
+  s = s.replace(/^[ \0]+/, '').replace(/[ \0]+$/, '');
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) {
+    throw new LayerError(`tar header at byte ${at}: ${what} field ${JSON.stringify(s)} is not an octal number`, { offset: at, field: what });
+  }
+  const v = parseInt(s, 8);
+  if (!Number.isSafeInteger(v)) {
+    throw new LayerError(`tar header at byte ${at}: ${what} ${s} (octal) is out of range`, { offset: at, field: what });
+  }
+  return v;
+}
+
+/** The header checksum: all 512 bytes summed with the chksum field counted as spaces (unsigned and signed). */
+export function headerChecksums(block: Buffer): { unsigned: number; signed: number } {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += b;
+    signed += b >= 0x80 ? b - 0x100 : b;
+  }
+  return { unsigned, signed };
+}
+
+export function isZeroBlock(block: Buffer): boolean {
+  for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
+  return true;
+}
+
+/** Decodes one non-zero header block; `at` is its byte offset in the stream, for messages. */
+export function decodeHeader(block: Buffer, at: number): TarHeader {
+  if (block.length !== BLOCK) throw new LayerError(`tar header at byte ${at}: ${block.length} bytes, expected ${BLOCK}`, { offset: at });
+  const stored = decodeNumber(block.subarray(148, 156), 'chksum', at);
+  const sums = headerChecksums(block);
+  if (stored !== sums.unsigned && stored !== sums.signed) {
+    throw new LayerError(`tar header at byte ${at}: checksum ${stored} does not match the header's ${sums.unsigned}: not a tar archive, or corrupt`, {
+      offset: at,
+      stored,
+      computed: sums.unsigned,
+    });
+  }
+  const magic = block.subarray(257, 263).toString('latin1');
+  const version = block.subarray(263, 265).toString('latin1');
+  const format = magic === 'ustar\0' ? 'ustar' : magic === 'ustar ' && version === ' \0' ? 'gnu' : 'v7';
+  const flag = String.fromCharCode(block[156]!);
+  let type = TYPE_BY_FLAG[flag];
+  let name = cString(block, 0, 100, 'name', at);
+  if (format === 'ustar') {
+    const prefix = cString(block, 345, 155, 'prefix', at);
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  if (type === undefined) {
+    throw new LayerError(`tar entry ${JSON.stringify(name)} at byte ${at}: type ${JSON.stringify(flag)} is not supported (only files, links, directories, devices, fifos, PAX and GNU long names)`, {
+      offset: at,
+      entry: name,
+      typeflag: flag,
+    });
+  }
+  // V7 archives mark directories by a trailing slash on a regular entry.
+  if (type === 'file' && flag === '\0' && name.endsWith('/')) type = 'directory';
+  const field = (off: number, len: number, what: string) => decodeNumber(block.subarray(off, off + len), what, at);
+  const hasDev = format !== 'v7';
+  return {
+    name,
+    mode: field(100, 8, 'mode'),
+    uid: field(108, 8, 'uid'),
+    gid: field(116, 8, 'gid'),
+    size: field(124, 12, 'size'),
+    mtime: field(136, 12, 'mtime'),
+    type,
+    linkname: cString(block, 157, 100, 'linkname', at),
+    uname: format === 'v7' ? '' : cString(block, 265, 32, 'uname', at),
+    gname: format === 'v7' ? '' : cString(block, 297, 32, 'gname', at),
+    devmajor: hasDev ? field(329, 8, 'devmajor') : 0,
+    devminor: hasDev ? field(337, 8, 'devminor') : 0,
+    format,
+  };
+}
+
+/** The PAX keys mkimage reads; others (atime, ctime, SCHILY.*, LIBARCHIVE.*) are skipped. */
+export interface PaxRecords {
+  path?: string;
+  linkpath?: string;
+  size?: number;
+  mtime?: number;
+  uid?: number;
+  gid?: number;
+  uname?: string;
+  gname?: string;
+}
+
+function paxInteger(key: string, value: string, at: number): number {
+  if (!/^[0-9]{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new LayerError(`PAX header at byte ${at}: ${key}=${JSON.stringify(value.slice(0, 40))} is not a non-negative integer`, { offset: at, key });
+  }
+  return Number(value);
+}
+
+/**
+ * Parses the records of a PAX extended header: each is "LEN KEY=VALUE\n" where LEN counts the
+ * whole record in bytes. Every length is checked against what is left; a bad record is refused.
+ */
+export function parsePax(body: Buffer, at: number): PaxRecords {
+  const out: PaxRecords = {};
+  let pos = 0;
+  while (pos < body.length) {
+    // Some writers pad the body with NULs.
+    if (body[pos] === 0) break;
+    const space = body.indexOf(0x20, pos);
+    if (space === -1 || space - pos > 20) throw new LayerError(`PAX header at byte ${at}: record at ${pos} has no length`, { offset: at });
+    const lenText = body.subarray(pos, space).toString('latin1');
+    if (!/^[0-9]+$/.test(lenText)) throw new LayerError(`PAX header at byte ${at}: record length ${JSON.stringify(lenText)} is not a number`, { offset: at });
+    const len = Number(lenText);
+    const end = pos + len;
+    if (len <= space - pos + 1 || end > body.length || body[end - 1] !== 0x0a) {
+      throw new LayerError(`PAX header at byte ${at}: record at ${pos} claims ${len} bytes but is malformed or overruns the ${body.length}-byte header`, { offset: at });
+    }
+    const record = body.subarray(space + 1, end - 1);
+    const eq = record.indexOf(0x3d);
+    if (eq <= 0) throw new LayerError(`PAX header at byte ${at}: record at ${pos} has no key=value`, { offset: at });
+    const key = record.subarray(0, eq).toString('latin1');
+    const valueBytes = record.subarray(eq + 1);
+    pos = end;
+    if (!['path', 'linkpath', 'size', 'mtime', 'uid', 'gid', 'uname', 'gname'].includes(key)) continue;
+    const value = decodeUtf8(valueBytes, `PAX ${key}`, at);
+    if (value.includes('\0')) throw new LayerError(`PAX header at byte ${at}: ${key} contains a NUL byte`, { offset: at, key });
+    switch (key) {
+      case 'path':
+        out.path = value;
+        break;
+      case 'linkpath':
+        out.linkpath = value;
+        break;
+      case 'uname':
+        out.uname = value;
+        break;
+      case 'gname':
+        out.gname = value;
+        break;
+      case 'size':
+        out.size = paxInteger(key, value, at);
+        break;
+      case 'uid':
+        out.uid = paxInteger(key, value, at);
+        break;
+      case 'gid':
+        out.gid = paxInteger(key, value, at);
+        break;
+      case 'mtime': {
+        if (!/^-?[0-9]{1,16}(\.[0-9]{0,18})?$/.test(value)) {
+          throw new LayerError(`PAX header at byte ${at}: mtime=${JSON.stringify(value.slice(0, 40))} is not a decimal number`, { offset: at, key });
+        }
+        out.mtime = Number(value);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** One PAX record with its self-inclusive length prefix. */
+function paxRecord(key: string, value: string): Buffer {
+  const body = ` ${key}=${value}\n`;
+  const bodyLen = Buffer.byteLength(body);
+  let len = bodyLen + 1;
+  while (String(len).length + bodyLen !== len) len = String(len).length + bodyLen;
+  return Buffer.from(`${len}${body}`, 'utf8');
+}
+
+/** The body of a PAX extended header; keys are written in the order given (callers sort). */
+export function encodePax(records: readonly (readonly [string, string])[]): Buffer {
+  return Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
+}
+
+/** What the writer puts in one header; every field fixed so the same entry gives the same bytes. */
+export interface HeaderFields {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  type: TarType;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+}
+
+/** Largest values the octal fields hold: 7 digits for mode/uid/gid/dev, 11 for size and mtime. */
+export const MAX_OCTAL_7 = 0o7777777;
+export const MAX_OCTAL_11 = 0o77777777777;
+
+function writeOctal(block: Buffer, off: number, len: number, value: number, what: string): void {
+  const digits = len - 1;
+  if (!Number.isSafeInteger(value) || value < 0 || value > 8 ** digits - 1) {
+    throw new LayerError(`tar writer: ${what} ${value} does not fit a ${digits}-digit octal field`, { field: what, value });
+  }
+  block.write(value.toString(8).padStart(digits, '0'), off, digits, 'latin1');
+  block[off + digits] = 0;
+}
+
+function writeString(block: Buffer, off: number, len: number, value: string, what: string): void {
+  const bytes = Buffer.from(value, 'utf8');
+  if (bytes.length > len) throw new LayerError(`tar writer: ${what} ${JSON.stringify(value)} is ${bytes.length} bytes, the field holds ${len}`, { field: what });
+  bytes.copy(block, off);
+}
+
+/**
+ * Splits a name into ustar prefix and name (prefix <= 155 bytes, name <= 100, split at a slash),
+ * or returns undefined when it cannot be split (then a PAX path record carries it).
+ */
+export function splitUstarName(name: string): { prefix: string; name: string } | undefined {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length <= 100) return { prefix: '', name };
+  // Go's splitUSTARPath: the last slash within the first 156 bytes, not counting a trailing one.
+  // A slash byte never occurs inside a UTF-8 sequence, so splitting bytes there is safe.
+  let length = bytes.length;
+  if (length > 156) length = 156;
+  else if (bytes[length - 1] === 0x2f) length--;
+  const i = bytes.subarray(0, length).lastIndexOf(0x2f);
+  const nlen = bytes.length - i - 1;
+  if (i <= 0 || nlen > 100 || nlen === 0 || i > 155) return undefined;
+  return { prefix: bytes.subarray(0, i).toString('utf8'), name: bytes.subarray(i + 1).toString('utf8') };
+}
+
+/**
+ * Encodes one POSIX ustar header. The caller has already moved into PAX records whatever does not
+ * fit (see tar-write.ts): this function refuses values that do not fit rather than truncate them.
+ * Fixed fields: magic "ustar\0", version "00", empty uname/gname (owners are numeric).
+ */
+export function encodeHeader(h: HeaderFields, prefix = ''): Buffer {
+  const block = Buffer.alloc(BLOCK);
+  writeString(block, 0, 100, h.name, 'name');
+  writeOctal(block, 100, 8, h.mode & 0o7777, 'mode');
+  writeOctal(block, 108, 8, h.uid, 'uid');
+  writeOctal(block, 116, 8, h.gid, 'gid');
+  writeOctal(block, 124, 12, h.size, 'size');
+  writeOctal(block, 136, 12, h.mtime, 'mtime');
+  block[156] = FLAG_BY_TYPE[h.type]!.charCodeAt(0);
+  writeString(block, 157, 100, h.linkname ?? '', 'linkname');
+  block.write('ustar\0', 257, 6, 'latin1');
+  block.write('00', 263, 2, 'latin1');
+  if (h.type === 'char' || h.type === 'block') {
+    writeOctal(block, 329, 8, h.devmajor ?? 0, 'devmajor');
+    writeOctal(block, 337, 8, h.devminor ?? 0, 'devminor');
+  } else {
+    writeOctal(block, 329, 8, 0, 'devmajor');
+    writeOctal(block, 337, 8, 0, 'devminor');
+  }
+  writeString(block, 345, 155, prefix, 'prefix');
+  const sum = headerChecksums(block).unsigned;
+  block.write(sum.toString(8).padStart(6, '0'), 148, 6, 'latin1');
+  block[154] = 0;
+  block[155] = 0x20;
+  return block;
+}
+
+/** Bytes of zero padding after `size` bytes of data, up to the next block. */
+export function padding(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
