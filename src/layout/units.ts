@@ -52,14 +52,11 @@ export function parseSize(text: string, what = 'size'): number {
   return bytes;
 }
 
-/** `20 GiB`, `1000 MiB`, `3 B`: the largest unit that divides exactly, else one decimal. */
+/** `20 GiB`, `1000 MiB`, `3 B`; `20.0 GiB` when not a whole number of the largest unit. */
 export function formatSize(bytes: number): string {
   const units: [string, number][] = [['PiB', 1024 * TiB], ['TiB', TiB], ['GiB', GiB], ['MiB', MiB], ['KiB', KiB]];
   for (const [name, size] of units) {
-    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${name}`;
-  }
-  for (const [name, size] of units) {
-    if (bytes >= size) return `${(bytes / size).toFixed(1)} ${name}`;
+    if (bytes >= size) return bytes % size === 0 ? `${bytes / size} ${name}` : `${(bytes / size).toFixed(1)} ${name}`;
   }
   return `${bytes} B`;
 }
