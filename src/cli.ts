@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { InterruptedError, MkimageError } from './errors.js';
 import { register as registerCreate } from './cli/create.js';
 import { register as registerInspect } from './cli/inspect.js';
+import { register as registerQemu } from './cli/qemu.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
 
 const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride();
   registerCreate(program, ctx);
   registerInspect(program, ctx);
+  registerQemu(program, ctx);
 
   try {
     await program.parseAsync(argv);

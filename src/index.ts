@@ -11,3 +11,5 @@ export * from './layout/fs-magic.js';
 export { createImage, planCreate, type CreateOptions, type CreateResult } from './jobs/create.js';
 export { inspectImage, readImageHeader, type ImageReport, type ImagePartition, type PfnReport } from './jobs/inspect.js';
 export { run, formatCommand, type RunOptions, type RunResult, type Runner } from './tools/exec.js';
+export { qemuArgs, type QemuArgsOptions, type QemuArgsResult } from './jobs/qemu-args.js';
+export { nvdimmArgs, rootCmdline, qemuEscape, type NvdimmArgsOptions } from './tools/qemu.js';

@@ -1,0 +1,53 @@
+/**
+ * qemu-args: the QEMU options that attach an image as an NVDIMM, after checking that a guest
+ * kernel would accept it (inspect's rules): mkimage never hands out arguments for an image the
+ * guest would reject.
+ */
+import { resolve } from 'node:path';
+import { InvalidImageError } from '../errors.js';
+import { formatCommand } from '../tools/exec.js';
+import { nvdimmArgs, rootCmdline } from '../tools/qemu.js';
+import { readImageHeader } from './inspect.js';
+
+export interface QemuArgsOptions {
+  memBytes?: number;
+  readOnly?: boolean;
+}
+
+export interface QemuArgsResult {
+  image: string;
+  sizeBytes: number;
+  pmemSizeBytes: number;
+  args: string[];
+  /** The args as one shell-quoted line. */
+  shell: string;
+  /** Kernel command line for root on /dev/pmem0 (ext4/xfs), absent for other contents. */
+  cmdline?: string;
+  /** What to run in the guest when /dev/pmem0 is not the root filesystem. */
+  mountHint: string;
+}
+
+export async function qemuArgs(path: string, o: QemuArgsOptions = {}): Promise<QemuArgsResult> {
+  const report = await readImageHeader(path);
+  if (!report.guest.accepts) {
+    const why = report.problems.filter((p) => p.field.startsWith('pfn.')).map((p) => `${p.field}: ${p.message}`).join('; ');
+    throw new InvalidImageError(`${path}: a guest kernel would reject this image (${why || 'no valid PFN info block'}); see mkimage inspect ${path}`, { problems: report.problems });
+  }
+  const args = nvdimmArgs({ imagePath: resolve(path), imageSizeBytes: report.sizeBytes, memBytes: o.memBytes, readOnly: o.readOnly });
+  const fs = report.filesystem;
+  const fsType = fs && (fs.type === 'ext4' || fs.type === 'xfs') ? fs.type : undefined;
+  return {
+    image: path,
+    sizeBytes: report.sizeBytes,
+    pmemSizeBytes: report.guest.pmemSizeBytes!,
+    args,
+    shell: formatCommand(args),
+    cmdline: fsType ? rootCmdline(fsType, o.readOnly) : undefined,
+    mountHint:
+      fs?.type === 'zfs'
+        ? `zpool import -d /dev/pmem0 ${o.readOnly ? '-o readonly=on ' : ''}${fs.pool}`
+        : fsType
+          ? `mount -t ${fsType} -o dax${o.readOnly ? ',ro' : ''} /dev/pmem0 /mnt`
+          : 'mkfs on /dev/pmem0 first: the image has no filesystem',
+  };
+}
