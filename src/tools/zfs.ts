@@ -578,6 +578,11 @@ export class Zfs {
     this.caps = capabilitiesOf(flavour);
   }
 
+  /** The same, without the job's signal: for undo steps, which must run after an abort too. */
+  forCleanup(): Zfs {
+    return new Zfs(this.flavour, this.runner, undefined, this.busyDelayMs);
+  }
+
   private async call(file: 'zpool' | 'zfs', args: readonly string[], options: RunOptions = {}) {
     try {
       return await this.runner(file, args, { signal: this.signal, ...options });

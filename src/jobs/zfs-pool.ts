@@ -1,0 +1,269 @@
+/**
+ * The ZFS part of `create --fs zfs`: on the loop device of the partition, a pool the guest imports
+ * with `zpool import -d /dev/pmem0 POOL`, its dataset tree, optionally files, then a clean export.
+ *
+ *   plan (pure: names, layout, options)  -> flavour (which ZFS, is it up)  -> name free?
+ *   -> private altroot (mounts live there while building, never at the host's /<pool>)
+ *   -> zpool create (cachefile=none: the build host never remembers the pool; OpenZFS: ashift=12,
+ *      a compatibility set, a temporary in-core name so the real name may be in use on the host)
+ *   -> datasets, parents first, and snapshots -> populate -> zpool export -> altroot removed.
+ *
+ * Every step that makes something pushes its inverse on the caller's Undo first: a failure or a
+ * signal anywhere leaves no imported pool and no mount (the caller detaches the loop device and
+ * removes the file). The pool is always exported at the end: an exported pool imports on any host,
+ * whatever its hostid.
+ */
+import { promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { PoolError, UsageError } from '../errors.js';
+import { removeEmptyTree } from '../file/empty-dirs.js';
+import { run as defaultRun, type Runner } from '../tools/exec.js';
+import { copyTree } from '../tools/mount.js';
+import {
+  Zfs,
+  checkDatasetPath,
+  checkOptionsForFlavour,
+  checkPoolName,
+  checkSnapshotName,
+  detectFlavour,
+  parseProperty,
+  poolFormat,
+  zfsCreateArgs,
+  zfsSnapshotArgs,
+  zpoolCreateArgs,
+  type Property,
+  type ZfsFlavour,
+} from '../tools/zfs.js';
+import { checkAborted, type Undo } from './undo.js';
+
+export const DATASET_LAYOUTS = ['calldown', 'dlite', 'none'] as const;
+export type DatasetLayout = (typeof DATASET_LAYOUTS)[number];
+
+/**
+ * The trees: calldown (issue 3 of calldown: layers extracted as clones of storage/empty@extracted,
+ * containers cloned into runtime/) and dlite's proposal (seed 000).
+ */
+export const LAYOUT_TREES: Readonly<Record<DatasetLayout, { datasets: readonly string[]; snapshots: readonly string[] }>> = {
+  calldown: { datasets: ['storage', 'storage/empty', 'runtime'], snapshots: ['storage/empty@extracted'] },
+  dlite: { datasets: ['dhyve', 'images', 'containers'], snapshots: [] },
+  none: { datasets: [], snapshots: [] },
+};
+
+export interface PoolRequest {
+  pool: string;
+  layout?: DatasetLayout;
+  /** --dataset: paths below the pool, nested allowed ("images/base"); parents are created. */
+  datasets?: readonly string[];
+  /** --zpool-option KEY=VALUE. */
+  zpoolOptions?: readonly string[];
+  /** --zfs-option KEY=VALUE: set on the root dataset, inherited by the tree. */
+  zfsOptions?: readonly string[];
+  /** OpenZFS compatibility set, "legacy", "off" or "vN"; undefined = the default (openzfs-2.1-linux). */
+  compatibility?: string;
+  /** Copied into the pool's root (and the datasets mounted below it). */
+  populateDir?: string;
+}
+
+export interface BuildPoolOptions extends PoolRequest {
+  /** The loop device of the partition (the pool's one vdev). */
+  device: string;
+  signal?: AbortSignal;
+  /** Tests: a Runner standing between mkimage and zpool/zfs. */
+  run?: Runner;
+  /** Skip detection when the caller knows the flavour already. */
+  flavour?: ZfsFlavour;
+}
+
+export interface BuildPoolResult {
+  pool: string;
+  /** The pool guid (decimal, as zpool prints it: a 64-bit number). */
+  guid: string;
+  flavour: ZfsFlavour;
+  /** Every filesystem in the pool, root first, as `zfs list` shows it after building. */
+  datasets: string[];
+  snapshots: string[];
+  /** The on-disk format chosen: "compatibility openzfs-2.1-linux", "pool version 23 (zfs-fuse)". */
+  format: string;
+}
+
+export interface PoolPlan {
+  pool: string;
+  layout: DatasetLayout;
+  /** Relative paths, parents before children, no duplicates. */
+  datasets: string[];
+  /** Relative "path@name". */
+  snapshots: string[];
+  zpoolOptions: Property[];
+  zfsOptions: Property[];
+  compatibility?: string;
+  populateDir?: string;
+}
+
+/** Pure: every name and option checked, the tree in creation order. Throws UsageError (exit 2). */
+export function planPool(r: PoolRequest): PoolPlan {
+  checkPoolName(r.pool);
+  const layout = r.layout ?? 'calldown';
+  if (!(DATASET_LAYOUTS as readonly string[]).includes(layout)) {
+    throw new UsageError(`--layout ${layout} is not one of ${DATASET_LAYOUTS.join(', ')}`, { layout });
+  }
+  const tree = LAYOUT_TREES[layout];
+  const datasets: string[] = [];
+  const add = (path: string) => {
+    const parts = path.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join('/');
+      if (!datasets.includes(p)) datasets.push(p);
+    }
+  };
+  for (const d of tree.datasets) add(d);
+  for (const d of r.datasets ?? []) {
+    checkDatasetPath(d, r.pool);
+    add(d);
+  }
+  for (const s of tree.snapshots) checkSnapshotName(s.split('@')[1]!);
+  const zpoolOptions = (r.zpoolOptions ?? []).map((t) => parseProperty(t, '--zpool-option'));
+  const zfsOptions = (r.zfsOptions ?? []).map((t) => parseProperty(t, '--zfs-option'));
+  for (const list of [zpoolOptions, zfsOptions]) {
+    const seen = new Set<string>();
+    for (const [k] of list) {
+      if (seen.has(k)) throw new UsageError(`${list === zpoolOptions ? '--zpool-option' : '--zfs-option'} ${k} is given twice`, { option: k });
+      seen.add(k);
+    }
+  }
+  const mp = zfsOptions.find(([k]) => k === 'mountpoint')?.[1];
+  if (mp !== undefined && mp !== 'none' && mp !== 'legacy' && !mp.startsWith('/')) {
+    throw new UsageError(`--zfs-option mountpoint=${mp} must be an absolute path, none or legacy`, { mountpoint: mp });
+  }
+  if (r.populateDir && (mp === 'none' || mp === 'legacy')) {
+    throw new UsageError(`--populate needs the pool's root mounted while building: it cannot be used with --zfs-option mountpoint=${mp}`, { mountpoint: mp });
+  }
+  return {
+    pool: r.pool,
+    layout,
+    datasets,
+    snapshots: [...tree.snapshots],
+    zpoolOptions,
+    zfsOptions,
+    compatibility: r.compatibility,
+    populateDir: r.populateDir,
+  };
+}
+
+/**
+ * What can be known before the image file is written: the plan, which ZFS runs (and that it
+ * answers), that it has the options asked for, and (zfs-fuse, which cannot build under a temporary
+ * name) that the pool name is free here.
+ */
+export async function preflightPool(r: PoolRequest, run: Runner = defaultRun, signal?: AbortSignal): Promise<{ plan: PoolPlan; flavour: ZfsFlavour; format: string }> {
+  const plan = planPool(r);
+  const flavour = await detectFlavour(run, { signal });
+  checkOptionsForFlavour(flavour, plan.zpoolOptions, plan.zfsOptions);
+  const format = poolFormat(flavour, plan.compatibility, plan.zpoolOptions);
+  const zfs = new Zfs(flavour, run, signal);
+  if (!zfs.caps.tempName) {
+    const taken = await zfs.findPool(plan.pool);
+    if (taken) {
+      throw new PoolError(
+        `a pool named ${plan.pool} is already imported on this host (guid ${taken.guid}) and ${flavour.description} cannot build a pool under a temporary name: export it (zpool export ${plan.pool}) or choose another --pool`,
+        { pool: plan.pool, guid: taken.guid },
+      );
+    }
+  }
+  return { plan, flavour, format: format.description };
+}
+
+/** True when `vdevs` (zpool status paths) include `device` (same path, or same /dev name). */
+export function vdevsInclude(vdevs: readonly string[], device: string): boolean {
+  return vdevs.some((v) => v === device || basename(v) === basename(device));
+}
+
+/** Destroys `name` only if it is imported from `device`: never someone else's pool of that name. */
+async function destroyIfOurs(zfs: Zfs, name: string, device: string): Promise<void> {
+  if (!(await zfs.findPool(name))) return;
+  if (!vdevsInclude(await zfs.poolVdevs(name), device)) return;
+  await zfs.destroyPool(name);
+}
+
+export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildPoolResult> {
+  const run = o.run ?? defaultRun;
+  const signal = o.signal;
+  const plan = planPool(o);
+  const flavour = o.flavour ?? (await detectFlavour(run, { signal }));
+  checkOptionsForFlavour(flavour, plan.zpoolOptions, plan.zfsOptions);
+  const format = poolFormat(flavour, plan.compatibility, plan.zpoolOptions);
+  const zfs = new Zfs(flavour, run, signal);
+
+  // The in-core name while building: a private one where the flavour can (OpenZFS -t), so a pool
+  // of the same name imported on this host is no obstacle; else the real one, which must be free.
+  let inCore = plan.pool;
+  if (zfs.caps.tempName) {
+    inCore = `mkimage_build_${randomBytes(4).toString('hex')}`;
+  } else {
+    const taken = await zfs.findPool(plan.pool);
+    if (taken) {
+      throw new PoolError(
+        `a pool named ${plan.pool} is already imported on this host (guid ${taken.guid}) and ${flavour.description} cannot build a pool under a temporary name: export it (zpool export ${plan.pool}) or choose another --pool`,
+        { pool: plan.pool, guid: taken.guid },
+      );
+    }
+  }
+  checkAborted(signal, 'zpool create');
+
+  const altroot = await fs.mkdtemp(join(tmpdir(), 'mkimage-zpool-'));
+  const altrootUndo = undo.push(`pool build directory ${altroot}`, async () => {
+    await removeEmptyTree(altroot);
+  });
+  // Pushed before `zpool create` runs: a create that fails after making the pool (zfs-fuse exits 1
+  // when it cannot mount) or is killed by a signal still has its pool destroyed.
+  const cleanup = zfs.forCleanup();
+  const poolUndo = undo.push(`pool ${plan.pool}`, () => destroyIfOurs(cleanup, inCore, o.device));
+  await zfs.zpool(
+    zpoolCreateArgs(flavour, {
+      pool: plan.pool,
+      device: o.device,
+      altroot,
+      tempName: inCore === plan.pool ? undefined : inCore,
+      poolOptions: [...format.options, ...plan.zpoolOptions],
+      fsOptions: plan.zfsOptions,
+    }),
+  );
+  const created = await zfs.findPool(inCore);
+  if (!created) throw new PoolError(`zpool create ${plan.pool} reported success but no pool ${inCore} is imported`, { pool: plan.pool });
+
+  for (const d of plan.datasets) {
+    checkAborted(signal, `zfs create ${plan.pool}/${d}`);
+    await zfs.zfs(zfsCreateArgs(`${inCore}/${d}`));
+  }
+  for (const s of plan.snapshots) {
+    checkAborted(signal, `zfs snapshot ${plan.pool}/${s}`);
+    await zfs.zfs(zfsSnapshotArgs(`${inCore}/${s}`));
+  }
+
+  const all = await zfs.listDatasets(inCore);
+  if (plan.populateDir) {
+    checkAborted(signal, 'populate');
+    const root = all.find((d) => d.name === inCore);
+    if (!root?.mountpoint || !root.mounted) {
+      throw new PoolError(`cannot populate pool ${plan.pool}: its root dataset is not mounted while building`, { pool: plan.pool });
+    }
+    await copyTree(plan.populateDir, root.mountpoint, signal, run);
+  }
+
+  checkAborted(signal, 'zpool export');
+  await zfs.exportPool(inCore);
+  // Exported: the destroy step has nothing left to do; the build directory goes now.
+  await undo.settle(poolUndo);
+  await undo.settle(altrootUndo);
+
+  const rename = (n: string) => (n === inCore || n.startsWith(`${inCore}/`) || n.startsWith(`${inCore}@`) ? plan.pool + n.slice(inCore.length) : n);
+  return {
+    pool: plan.pool,
+    guid: created.guid,
+    flavour,
+    datasets: all.filter((d) => d.type === 'filesystem').map((d) => rename(d.name)),
+    snapshots: all.filter((d) => d.type === 'snapshot').map((d) => rename(d.name)),
+    format: format.description,
+  };
+}
