@@ -95,6 +95,10 @@ export interface TarHeader {
   devminor: number;
   /** 'ustar' (POSIX, prefix read), 'gnu', or 'v7' (no magic). */
   format: 'ustar' | 'gnu' | 'v7';
+  /** Set when `name` is not valid UTF-8: thrown only if no PAX path or GNU long name replaces it. */
+  nameError?: LayerError;
+  /** The same for `linkname`. */
+  linknameError?: LayerError;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -111,10 +115,19 @@ export function decodeUtf8(bytes: Uint8Array, what: string, at: number): string 
   }
 }
 
-function cString(block: Buffer, off: number, len: number, what: string, at: number): string {
+function cBytes(block: Buffer, off: number, len: number): Buffer {
   const field = block.subarray(off, off + len);
   const nul = field.indexOf(0);
-  return decodeUtf8(nul === -1 ? field : field.subarray(0, nul), what, at);
+  return nul === -1 ? field : field.subarray(0, nul);
+}
+
+/** A name field that is only an error when used: PAX or a GNU long name may replace it. */
+function lazyName(bytes: Buffer, what: string, at: number): { text: string; error?: LayerError } {
+  try {
+    return { text: decodeUtf8(bytes, what, at) };
+  } catch (error) {
+    return { text: bytes.toString('latin1'), error: error as LayerError };
+  }
 }
 
 /**
@@ -179,36 +192,42 @@ export function decodeHeader(block: Buffer, at: number): TarHeader {
   const format = magic === 'ustar\0' ? 'ustar' : magic === 'ustar ' && version === ' \0' ? 'gnu' : 'v7';
   const flag = String.fromCharCode(block[156]!);
   let type = TYPE_BY_FLAG[flag];
-  let name = cString(block, 0, 100, 'name', at);
+  let nameBytes = cBytes(block, 0, 100);
   if (format === 'ustar') {
-    const prefix = cString(block, 345, 155, 'prefix', at);
-    if (prefix) name = `${prefix}/${name}`;
+    const prefix = cBytes(block, 345, 155);
+    if (prefix.length) nameBytes = Buffer.concat([prefix, Buffer.from('/'), nameBytes]);
   }
+  const name = lazyName(nameBytes, 'name', at);
+  const linkname = lazyName(cBytes(block, 157, 100), 'linkname', at);
   if (type === undefined) {
-    throw new LayerError(`tar entry ${JSON.stringify(name)} at byte ${at}: type ${JSON.stringify(flag)} is not supported (only files, links, directories, devices, fifos, PAX and GNU long names)`, {
+    throw new LayerError(`tar entry ${JSON.stringify(name.text)} at byte ${at}: type ${JSON.stringify(flag)} is not supported (only files, links, directories, devices, fifos, PAX and GNU long names)`, {
       offset: at,
-      entry: name,
+      entry: name.text,
       typeflag: flag,
     });
   }
   // V7 archives mark directories by a trailing slash on a regular entry.
-  if (type === 'file' && flag === '\0' && name.endsWith('/')) type = 'directory';
+  if (type === 'file' && flag === '\0' && name.text.endsWith('/')) type = 'directory';
   const field = (off: number, len: number, what: string) => decodeNumber(block.subarray(off, off + len), what, at);
   const hasDev = format !== 'v7';
+  // Owner names are informational (owners are numeric in OCI layers): decoded leniently.
+  const owner = (off: number) => (format === 'v7' ? '' : cBytes(block, off, 32).toString('utf8'));
   return {
-    name,
+    name: name.text,
     mode: field(100, 8, 'mode'),
     uid: field(108, 8, 'uid'),
     gid: field(116, 8, 'gid'),
     size: field(124, 12, 'size'),
     mtime: field(136, 12, 'mtime'),
     type,
-    linkname: cString(block, 157, 100, 'linkname', at),
-    uname: format === 'v7' ? '' : cString(block, 265, 32, 'uname', at),
-    gname: format === 'v7' ? '' : cString(block, 297, 32, 'gname', at),
+    linkname: linkname.text,
+    uname: owner(265),
+    gname: owner(297),
     devmajor: hasDev ? field(329, 8, 'devmajor') : 0,
     devminor: hasDev ? field(337, 8, 'devminor') : 0,
     format,
+    ...(name.error ? { nameError: name.error } : {}),
+    ...(linkname.error ? { linknameError: linkname.error } : {}),
   };
 }
 
@@ -361,7 +380,9 @@ export function splitUstarName(name: string): { prefix: string; name: string } |
 /**
  * Encodes one POSIX ustar header. The caller has already moved into PAX records whatever does not
  * fit (see tar-write.ts): this function refuses values that do not fit rather than truncate them.
- * Fixed fields: magic "ustar\0", version "00", empty uname/gname (owners are numeric).
+ * Fixed fields: magic "ustar\0", version "00", empty uname/gname (owners are numeric), empty
+ * devmajor/devminor except for devices. Byte for byte what Python's tarfile writes in
+ * USTAR_FORMAT with empty owner names (the unit tests check it).
  */
 export function encodeHeader(h: HeaderFields, prefix = ''): Buffer {
   const block = Buffer.alloc(BLOCK);
@@ -375,12 +396,11 @@ export function encodeHeader(h: HeaderFields, prefix = ''): Buffer {
   writeString(block, 157, 100, h.linkname ?? '', 'linkname');
   block.write('ustar\0', 257, 6, 'latin1');
   block.write('00', 263, 2, 'latin1');
+  // Device numbers only for devices; other entries leave the fields empty (as GNU tar and
+  // Python's tarfile do).
   if (h.type === 'char' || h.type === 'block') {
     writeOctal(block, 329, 8, h.devmajor ?? 0, 'devmajor');
     writeOctal(block, 337, 8, h.devminor ?? 0, 'devminor');
-  } else {
-    writeOctal(block, 329, 8, 0, 'devmajor');
-    writeOctal(block, 337, 8, 0, 'devminor');
   }
   writeString(block, 345, 155, prefix, 'prefix');
   const sum = headerChecksums(block).unsigned;

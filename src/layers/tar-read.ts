@@ -1,0 +1,291 @@
+/**
+ * A streaming tar reader: ustar, GNU (long names `L`/`K`, base-256 numbers) and PAX (extended `x`
+ * and global `g` headers: path, linkpath, size, mtime, uid, gid, uname, gname). It reads from any
+ * async iterable of bytes and yields one entry at a time; an entry's data is streamed by `body()`
+ * and skipped if the caller does not read it. Nothing is buffered but one header or one
+ * PAX/long-name body (at most MAX_META_BYTES).
+ *
+ * Hostile input is a LayerError, never a crash or a hang: every header checksum is verified,
+ * every number is range-checked, every length is checked before anything is read for it, and a
+ * stream that ends inside a header or a body is "truncated".
+ */
+import { createGunzip } from 'node:zlib';
+import { Readable, pipeline } from 'node:stream';
+import { LayerError } from '../errors.js';
+import {
+  BLOCK,
+  MAX_META_BYTES,
+  decodeHeader,
+  decodeUtf8,
+  isHeaderOnly,
+  isZeroBlock,
+  padding,
+  parsePax,
+  type PaxRecords,
+  type TarType,
+} from './tar-header.js';
+
+export type EntryType = Exclude<TarType, 'pax' | 'pax-global' | 'gnu-longname' | 'gnu-longlink'>;
+
+export interface TarEntryHeader {
+  /** The name as stored (after PAX and GNU long names), not yet checked or normalized. */
+  path: string;
+  type: EntryType;
+  /** Permission bits with setuid/setgid/sticky (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes of data that follow (0 for header-only types whatever the header says). */
+  size: number;
+  /** Seconds since the epoch; fractional when a PAX record says so. */
+  mtime: number;
+  /** Symlink target, or the hard link's target path inside the archive. */
+  linkpath: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  /** Byte offset of this entry's header in the (uncompressed) stream, for messages. */
+  offset: number;
+}
+
+export interface TarEntry extends TarEntryHeader {
+  /** The entry's data, exactly `size` bytes; may be called once, before the next entry is taken. */
+  body(): AsyncIterable<Buffer>;
+}
+
+/** Pulls exact byte counts out of an async iterable of chunks. */
+class ByteReader {
+  private readonly it: AsyncIterator<Uint8Array>;
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  private ended = false;
+  /** Bytes consumed so far. */
+  offset = 0;
+
+  constructor(input: AsyncIterable<Uint8Array>) {
+    this.it = input[Symbol.asyncIterator]();
+  }
+
+  private async fill(): Promise<boolean> {
+    while (this.pos >= this.buf.length) {
+      if (this.ended) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.ended = true;
+        return false;
+      }
+      const v = r.value;
+      this.buf = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+      this.pos = 0;
+    }
+    return true;
+  }
+
+  /** Exactly n bytes; null when the stream ends before the first byte; throws when it ends inside. */
+  async readExact(n: number, what: string): Promise<Buffer | null> {
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < n) {
+      if (!(await this.fill())) {
+        if (got === 0) return null;
+        throw truncated(what, this.offset, n - got);
+      }
+      const take = Math.min(n - got, this.buf.length - this.pos);
+      parts.push(this.buf.subarray(this.pos, this.pos + take));
+      this.pos += take;
+      this.offset += take;
+      got += take;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+  }
+
+  /** Yields the next n bytes as they arrive. */
+  async *chunks(n: number, what: string): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      if (!(await this.fill())) throw truncated(what, this.offset, left);
+      const take = Math.min(left, this.buf.length - this.pos);
+      const chunk = this.buf.subarray(this.pos, this.pos + take);
+      this.pos += take;
+      this.offset += take;
+      left -= take;
+      yield chunk;
+    }
+  }
+
+  async skip(n: number, what: string): Promise<void> {
+    for await (const _ of this.chunks(n, what)) {
+      /* discard */
+    }
+  }
+
+  /** Gives the underlying iterator a chance to release its resources. */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+function truncated(what: string, offset: number, missing: number): LayerError {
+  return new LayerError(`tar stream truncated: ${what} ends at byte ${offset}, ${missing} more bytes expected`, { offset, missing });
+}
+
+/**
+ * Reads tar entries from an uncompressed stream (see `decompress` for .tar.gz). Stops at the
+ * end-of-archive marker (two zero blocks) or at end of input on a header boundary, as GNU tar
+ * and Go's archive/tar do; bytes after the marker are left unread.
+ */
+export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+  const reader = new ByteReader(input);
+  let global: PaxRecords = {};
+  let pax: PaxRecords | undefined;
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  const pendingMeta = () => pax !== undefined || longName !== undefined || longLink !== undefined;
+  try {
+    for (;;) {
+      const at = reader.offset;
+      const block = await reader.readExact(BLOCK, 'a header');
+      if (block === null || isZeroBlock(block)) {
+        if (block !== null) {
+          const next = await reader.readExact(BLOCK, 'the end-of-archive marker');
+          if (next !== null && !isZeroBlock(next)) {
+            throw new LayerError(`tar stream: a zero block at byte ${at} is followed by data, not a second zero block: corrupt archive`, { offset: at });
+          }
+        }
+        if (pendingMeta()) throw new LayerError(`tar stream: a PAX or GNU long-name header ends the archive at byte ${at} with no entry after it`, { offset: at });
+        return;
+      }
+      const h = decodeHeader(block, at);
+      if (h.type === 'pax' || h.type === 'pax-global' || h.type === 'gnu-longname' || h.type === 'gnu-longlink') {
+        if (h.size > MAX_META_BYTES) {
+          throw new LayerError(`tar stream: ${h.type} header at byte ${at} claims ${h.size} bytes, more than the ${MAX_META_BYTES} allowed`, { offset: at, size: h.size });
+        }
+        const body = h.size === 0 ? Buffer.alloc(0) : await reader.readExact(h.size, `the ${h.type} header at byte ${at}`);
+        if (body === null) throw truncated(`the ${h.type} header at byte ${at}`, reader.offset, h.size);
+        await reader.skip(padding(h.size), `the padding of the ${h.type} header at byte ${at}`);
+        if (h.type === 'pax') pax = { ...(pax ?? {}), ...parsePax(body, at) };
+        else if (h.type === 'pax-global') global = { ...global, ...parsePax(body, at) };
+        else {
+          const nul = body.indexOf(0);
+          const text = decodeUtf8(nul === -1 ? body : body.subarray(0, nul), h.type === 'gnu-longname' ? 'GNU long name' : 'GNU long link name', at);
+          if (h.type === 'gnu-longname') longName = text;
+          else longLink = text;
+        }
+        continue;
+      }
+      const type = h.type as EntryType;
+      const size = pax?.size ?? global.size ?? h.size;
+      const dataSize = isHeaderOnly(type) ? 0 : size;
+      const path = pax?.path ?? longName ?? global.path;
+      const linkpath = pax?.linkpath ?? longLink ?? global.linkpath;
+      if (path === undefined && h.nameError) throw h.nameError;
+      if (linkpath === undefined && h.linknameError && (type === 'hardlink' || type === 'symlink')) throw h.linknameError;
+      const header: TarEntryHeader = {
+        path: path ?? h.name,
+        type,
+        mode: h.mode & 0o7777,
+        uid: pax?.uid ?? global.uid ?? h.uid,
+        gid: pax?.gid ?? global.gid ?? h.gid,
+        size: dataSize,
+        mtime: pax?.mtime ?? global.mtime ?? h.mtime,
+        linkpath: type === 'hardlink' || type === 'symlink' ? (linkpath ?? h.linkname) : '',
+        uname: pax?.uname ?? global.uname ?? h.uname,
+        gname: pax?.gname ?? global.gname ?? h.gname,
+        devmajor: h.devmajor,
+        devminor: h.devminor,
+        offset: at,
+      };
+      pax = undefined;
+      longName = undefined;
+      longLink = undefined;
+      if (header.path === '') throw new LayerError(`tar entry at byte ${at} has an empty name`, { offset: at });
+      if (header.uid < 0 || header.gid < 0) throw new LayerError(`tar entry ${JSON.stringify(header.path)}: negative uid/gid ${header.uid}/${header.gid}`, { offset: at, entry: header.path });
+      if (dataSize < 0) throw new LayerError(`tar entry ${JSON.stringify(header.path)}: negative size ${dataSize}`, { offset: at, entry: header.path });
+
+      let left = dataSize;
+      let taken = false;
+      let current = true;
+      const what = `the data of ${JSON.stringify(header.path)}`;
+      const entry: TarEntry = {
+        ...header,
+        body: () => {
+          if (taken) throw new LayerError(`tar entry ${JSON.stringify(header.path)}: body() read twice`, { entry: header.path });
+          taken = true;
+          return (async function* () {
+            const chunks = reader.chunks(left, what);
+            for (;;) {
+              if (!current) throw new LayerError(`tar entry ${JSON.stringify(header.path)}: body read after the next entry was taken`, { entry: header.path });
+              const r = await chunks.next();
+              if (r.done) return;
+              left -= r.value.length;
+              yield r.value;
+            }
+          })();
+        },
+      };
+      yield entry;
+      taken = true;
+      current = false;
+      await reader.skip(left, what);
+      left = 0;
+      await reader.skip(padding(dataSize), `the padding of ${JSON.stringify(header.path)}`);
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+
+function startsWith(buf: Buffer, magic: readonly number[]): boolean {
+  return buf.length >= magic.length && magic.every((b, i) => buf[i] === b);
+}
+
+/**
+ * Passes an uncompressed tar through and gunzips a gzip one (detected by its magic bytes, not
+ * its name). zstd is recognised and refused with a message saying so.
+ */
+export async function* decompress(input: AsyncIterable<Uint8Array>, what = 'layer'): AsyncGenerator<Buffer> {
+  const it = input[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  let done = false;
+  while (head.length < 4 && !done) {
+    const r = await it.next();
+    if (r.done) done = true;
+    else head = Buffer.concat([head, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)]);
+  }
+  const rest = async function* (): AsyncGenerator<Buffer> {
+    if (head.length) yield head;
+    if (done) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    }
+  };
+  if (startsWith(head, ZSTD_MAGIC)) {
+    await it.return?.();
+    throw new LayerError(`${what} is zstd-compressed: not supported, decompress it first (zstd -d)`, { compression: 'zstd' });
+  }
+  if (!startsWith(head, GZIP_MAGIC)) {
+    yield* rest();
+    return;
+  }
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+  const source = Readable.from(rest());
+  pipeline(source, gunzip, () => {
+    /* errors surface through the iteration below */
+  });
+  try {
+    for await (const chunk of gunzip) yield chunk as Buffer;
+  } catch (error) {
+    if (error instanceof LayerError) throw error;
+    const e = error as NodeJS.ErrnoException;
+    throw new LayerError(`${what}: gzip data is corrupt or truncated (${e.code ?? ''} ${e.message})`, { code: e.code }, { cause: error });
+  } finally {
+    gunzip.destroy();
+    source.destroy();
+  }
+}
