@@ -1,0 +1,453 @@
+/**
+ * Applies one OCI layer (a tar changeset) over a directory, as containerd and Docker do, but
+ * without a chroot: every path is resolved by hand, component by component, with lstat.
+ *
+ * Rules (OCI image-spec layer.md, "Representing Changes"; REFERENCE.md section 8):
+ * - `.wh.NAME` deletes NAME from the lower layers; `.wh..wh..opq` hides every lower child of its
+ *   directory. Both act on lower content only: what this layer itself wrote, before or after the
+ *   marker, stays (so the marker's place in the archive does not matter). Other `.wh..wh.*`
+ *   names are aufs metadata and are skipped, as Docker does.
+ * - Regular files, directories, symlinks, hard links (type 1, target inside the root), modes with
+ *   setuid/setgid/sticky, numeric uid/gid (when root), mtimes (directories after their contents),
+ *   device nodes and fifos (when root only).
+ * - An entry replaces what is at its path, except a directory over a directory, whose content is
+ *   merged (Docker's rule).
+ *
+ * Safety: an entry path must be relative and free of `..`. Its parent directories are walked from
+ * the root with lstat: a real directory is entered; a symlink is followed only when its target is
+ * relative and stays inside the root (`lib -> usr/lib`), since then it means the same place on the
+ * host and in the guest; an absolute target, or one whose `..` climbs above the root, is refused.
+ * The last component is never followed: what is there is removed first, files are created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW, and metadata is set on the open descriptor or with l* calls. A hard
+ * link's target is resolved by the same rules and must exist and not be a directory. Any refusal
+ * is a LayerError naming the entry and the rule; what was applied before it stays (the caller
+ * destroys the half-made dataset).
+ */
+import { constants, promises as fs, type Stats } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
+import { checkAborted } from '../jobs/undo.js';
+import { run, type Runner } from '../tools/exec.js';
+import { decompress, readTar, type TarEntry } from './tar-read.js';
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_WHITEOUT = '.wh..wh..opq';
+/** Prefix of aufs metadata (`.wh..wh.plnk`, `.wh..wh.aufs`): never materialised. */
+export const WHITEOUT_META_PREFIX = '.wh..wh.';
+
+const NAME_MAX = 255;
+const PATH_MAX = 4095;
+/** Symlinks followed while resolving one path before giving up (Linux's MAXSYMLINKS). */
+const MAX_SYMLINKS = 40;
+
+export interface ApplyOptions {
+  /** Set owners, create devices and fifos. Default: whether this process runs as uid 0. */
+  isRoot?: boolean;
+  signal?: AbortSignal;
+  /** Runs mknod for device nodes and fifos (Node has no mknod). Default: the real runner. */
+  runner?: Runner;
+  /** Called after each entry with the bytes of file data written so far. */
+  onProgress?: (p: { entries: number; bytes: number }) => void;
+}
+
+export interface ApplyStats {
+  entries: number;
+  files: number;
+  directories: number;
+  symlinks: number;
+  hardlinks: number;
+  devices: number;
+  whiteouts: number;
+  opaques: number;
+  /** Entries skipped as aufs metadata. */
+  skipped: number;
+  /** Bytes of file data written. */
+  bytes: number;
+}
+
+export type RefusalRule =
+  | 'empty-name'
+  | 'absolute-path'
+  | 'parent-reference'
+  | 'name-too-long'
+  | 'bad-whiteout'
+  | 'inside-whiteout'
+  | 'symlink-absolute'
+  | 'symlink-escape'
+  | 'symlink-loop'
+  | 'parent-not-directory'
+  | 'replace-root'
+  | 'hardlink-outside'
+  | 'hardlink-missing'
+  | 'hardlink-directory'
+  | 'bad-symlink-target'
+  | 'device-not-root';
+
+function refuse(entry: Pick<TarEntry, 'path' | 'offset'>, rule: RefusalRule, why: string, extra: Record<string, unknown> = {}): LayerError {
+  return new LayerError(`layer entry ${JSON.stringify(entry.path)} refused (${rule}): ${why}`, { entry: entry.path, offset: entry.offset, rule, ...extra });
+}
+
+/**
+ * An archive path as components: relative, without '' and '.', refused when absolute, when it
+ * holds '..', or when a component or the whole path is longer than Linux allows.
+ */
+export function splitEntryPath(entry: Pick<TarEntry, 'path' | 'offset'>, path = entry.path, what = 'the path'): string[] {
+  if (path === '') throw refuse(entry, 'empty-name', `${what} is empty`);
+  if (path.includes('\0')) throw refuse(entry, 'empty-name', `${what} contains a NUL byte`);
+  if (path.startsWith('/')) throw refuse(entry, 'absolute-path', `${what} ${JSON.stringify(path)} is absolute; layer paths are relative to the root`);
+  const parts = path.split('/').filter((c) => c !== '' && c !== '.');
+  if (parts.includes('..')) throw refuse(entry, 'parent-reference', `${what} ${JSON.stringify(path)} contains "..", which could leave the root`);
+  if (Buffer.byteLength(path) > PATH_MAX) throw refuse(entry, 'name-too-long', `${what} is ${Buffer.byteLength(path)} bytes, more than ${PATH_MAX}`);
+  for (const c of parts) {
+    if (Buffer.byteLength(c) > NAME_MAX) throw refuse(entry, 'name-too-long', `component ${JSON.stringify(c.slice(0, 40))}... is ${Buffer.byteLength(c)} bytes, more than ${NAME_MAX}`);
+  }
+  return parts;
+}
+
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+async function lstatOrNull(path: string): Promise<Stats | null> {
+  try {
+    return await fs.lstat(path);
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** Linux's major/minor split of a dev_t (glibc gnu_dev_makedev). */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+
+interface DirMeta {
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  entry: string;
+}
+
+class Applier {
+  readonly stats: ApplyStats = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, opaques: 0, skipped: 0, bytes: 0 };
+  /** Archive directory path -> its resolved components (every one a real directory). */
+  private dirCache = new Map<string, string[]>();
+  /** Resolved paths this layer wrote ('a/b'), and every ancestor of one. */
+  private written = new Set<string>();
+  private writtenBelow = new Set<string>();
+  /** Directory metadata, set at the end so that creating their contents does not undo it. */
+  private dirMeta = new Map<string, DirMeta>();
+
+  constructor(
+    private readonly root: string,
+    private readonly isRoot: boolean,
+    private readonly runner: Runner,
+  ) {}
+
+  private abs(parts: readonly string[]): string {
+    return parts.length ? join(this.root, ...parts) : this.root;
+  }
+
+  /**
+   * Resolves a directory path inside the root: every component lstat'ed; directories entered;
+   * relative symlinks that stay inside followed; anything else refused. Missing directories are
+   * created (mode 0755, like Docker) when `create`, else the result is null.
+   */
+  async resolveDir(entry: TarEntry, parts: readonly string[], create: boolean): Promise<string[] | null> {
+    const key = parts.join('/');
+    const cached = this.dirCache.get(key);
+    if (cached) return cached;
+    const resolved: string[] = [];
+    const queue = [...parts];
+    let links = 0;
+    while (queue.length) {
+      const c = queue.shift()!;
+      if (c === '' || c === '.') continue;
+      if (c === '..') {
+        // Only symlink targets bring '..' here: entry paths with it were refused.
+        if (!resolved.length) throw refuse(entry, 'symlink-escape', `a symlink among its parent directories (${JSON.stringify(key)}) points above the root`);
+        resolved.pop();
+        continue;
+      }
+      const here = [...resolved, c];
+      const st = await lstatOrNull(this.abs(here));
+      if (st === null) {
+        if (!create) return null;
+        // Explicit chmod: the result must not depend on the umask.
+        await fs.mkdir(this.abs(here), 0o755);
+        await fs.chmod(this.abs(here), 0o755);
+        resolved.push(c);
+        continue;
+      }
+      if (st.isDirectory()) {
+        resolved.push(c);
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        if (++links > MAX_SYMLINKS) throw refuse(entry, 'symlink-loop', `more than ${MAX_SYMLINKS} symlinks while resolving ${JSON.stringify(key)}`);
+        const target = await fs.readlink(this.abs(here));
+        if (target.startsWith('/')) {
+          throw refuse(entry, 'symlink-absolute', `parent ${JSON.stringify(here.join('/'))} is a symlink to the absolute path ${JSON.stringify(target)}; writing through it is refused (it names one place on the host and another in the guest)`, {
+            symlink: here.join('/'),
+            target,
+          });
+        }
+        queue.unshift(...target.split('/'));
+        continue;
+      }
+      throw refuse(entry, 'parent-not-directory', `parent ${JSON.stringify(here.join('/'))} exists and is not a directory`);
+    }
+    this.dirCache.set(key, resolved);
+    return resolved;
+  }
+
+  private markWritten(rel: string): void {
+    this.written.add(rel);
+    let i = rel.lastIndexOf('/');
+    while (i > 0) {
+      const up = rel.slice(0, i);
+      if (this.writtenBelow.has(up)) break;
+      this.writtenBelow.add(up);
+      i = up.lastIndexOf('/');
+    }
+  }
+
+  /** Removes whatever is at `path` without following it; keeps a directory when `keepDir`. */
+  private async clear(path: string, keepDir: boolean): Promise<'kept' | 'none' | 'removed'> {
+    const st = await lstatOrNull(path);
+    if (st === null) return 'none';
+    if (keepDir && st.isDirectory()) return 'kept';
+    if (st.isDirectory()) {
+      await fs.rm(path, { recursive: true, force: true });
+      this.dirCache.clear();
+    } else {
+      await fs.unlink(path);
+      if (st.isSymbolicLink()) this.dirCache.clear();
+    }
+    return 'removed';
+  }
+
+  /** Removes the lower children of a directory: those neither written by this layer nor above something it wrote. */
+  private async hideLowerChildren(rel: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.abs(rel ? rel.split('/') : []));
+    } catch (e) {
+      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return;
+      throw e;
+    }
+    for (const name of names) {
+      const child = rel ? `${rel}/${name}` : name;
+      if (this.written.has(child) || this.writtenBelow.has(child)) {
+        const st = await lstatOrNull(this.abs(child.split('/')));
+        if (st?.isDirectory()) await this.hideLowerChildren(child);
+        continue;
+      }
+      await fs.rm(this.abs(child.split('/')), { recursive: true, force: true });
+    }
+    this.dirCache.clear();
+  }
+
+  async apply(entry: TarEntry): Promise<void> {
+    this.stats.entries++;
+    const parts = splitEntryPath(entry);
+    if (parts.length === 0) {
+      if (entry.type !== 'directory') throw refuse(entry, 'replace-root', `the root itself can only be a directory, not a ${entry.type}`);
+      this.dirMeta.set('', { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
+      this.stats.directories++;
+      return;
+    }
+    const base = parts[parts.length - 1]!;
+    const parentParts = parts.slice(0, -1);
+    if (parts.some((c) => c.startsWith(WHITEOUT_META_PREFIX) && c !== OPAQUE_WHITEOUT)) {
+      this.stats.skipped++;
+      return;
+    }
+    if (parentParts.some((c) => c.startsWith(WHITEOUT_PREFIX))) {
+      throw refuse(entry, 'inside-whiteout', 'an entry cannot live inside a whiteout or opaque marker');
+    }
+    if (base === OPAQUE_WHITEOUT) {
+      this.stats.opaques++;
+      const dir = await this.resolveDir(entry, parentParts, false);
+      if (dir) await this.hideLowerChildren(dir.join('/'));
+      return;
+    }
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      const name = base.slice(WHITEOUT_PREFIX.length);
+      if (name === '' || name === '.' || name === '..') throw refuse(entry, 'bad-whiteout', `whiteout ${JSON.stringify(base)} names nothing`);
+      this.stats.whiteouts++;
+      const dir = await this.resolveDir(entry, parentParts, false);
+      if (!dir) return;
+      const rel = [...dir, name].join('/');
+      if (this.written.has(rel)) return; // a whiteout applies to lower layers only
+      if (this.writtenBelow.has(rel)) await this.hideLowerChildren(rel);
+      else await this.clear(this.abs([...dir, name]), false);
+      return;
+    }
+
+    const dir = (await this.resolveDir(entry, parentParts, true))!;
+    const relParts = [...dir, base];
+    const rel = relParts.join('/');
+    const path = this.abs(relParts);
+
+    switch (entry.type) {
+      case 'directory': {
+        if ((await this.clear(path, true)) !== 'kept') await fs.mkdir(path, 0o700);
+        this.dirMeta.set(rel, { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
+        this.stats.directories++;
+        break;
+      }
+      case 'file': {
+        await this.clear(path, false);
+        const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        try {
+          for await (const chunk of entry.body()) {
+            let done = 0;
+            while (done < chunk.length) {
+              const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
+              done += bytesWritten;
+            }
+            this.stats.bytes += chunk.length;
+          }
+          if (this.isRoot) await fh.chown(entry.uid, entry.gid);
+          await fh.chmod(entry.mode & 0o7777);
+          await fh.utimes(entry.mtime, entry.mtime);
+        } finally {
+          await fh.close();
+        }
+        this.stats.files++;
+        break;
+      }
+      case 'symlink': {
+        const target = entry.linkpath;
+        if (target === '' || target.includes('\0') || Buffer.byteLength(target) > PATH_MAX) {
+          throw refuse(entry, 'bad-symlink-target', `symlink target ${JSON.stringify(target.slice(0, 60))} is empty, holds a NUL byte or is longer than ${PATH_MAX} bytes`);
+        }
+        await this.clear(path, false);
+        await fs.symlink(target, path);
+        if (this.isRoot) await fs.lchown(path, entry.uid, entry.gid);
+        await fs.lutimes(path, entry.mtime, entry.mtime);
+        this.stats.symlinks++;
+        break;
+      }
+      case 'hardlink': {
+        const targetParts = this.linkTarget(entry);
+        const targetDir = await this.resolveDir(entry, targetParts.slice(0, -1), false);
+        const targetRel = targetDir ? [...targetDir, targetParts[targetParts.length - 1]!] : null;
+        const st = targetRel ? await lstatOrNull(this.abs(targetRel)) : null;
+        if (!targetRel || !st) throw refuse(entry, 'hardlink-missing', `hard link target ${JSON.stringify(entry.linkpath)} does not exist in the layer or below it`);
+        if (st.isDirectory()) throw refuse(entry, 'hardlink-directory', `hard link target ${JSON.stringify(entry.linkpath)} is a directory`);
+        if (targetRel.join('/') === rel) break; // a link to itself changes nothing
+        await this.clear(path, false);
+        await fs.link(this.abs(targetRel), path);
+        this.stats.hardlinks++;
+        break;
+      }
+      case 'char':
+      case 'block':
+      case 'fifo': {
+        if (!this.isRoot) {
+          throw refuse(entry, 'device-not-root', `${entry.type === 'fifo' ? 'a fifo' : `a ${entry.type} device ${entry.devmajor}:${entry.devminor}`} is created only when running as root`);
+        }
+        await this.clear(path, false);
+        const kind = entry.type === 'char' ? ['c', String(entry.devmajor), String(entry.devminor)] : entry.type === 'block' ? ['b', String(entry.devmajor), String(entry.devminor)] : ['p'];
+        await this.runner('mknod', ['-m', (entry.mode & 0o7777).toString(8), path, ...kind]);
+        await fs.lchown(path, entry.uid, entry.gid);
+        // chown cleared setuid/setgid bits; chmod follows symlinks, but this is the node just made.
+        await fs.chmod(path, entry.mode & 0o7777);
+        await fs.lutimes(path, entry.mtime, entry.mtime);
+        this.stats.devices++;
+        break;
+      }
+    }
+    this.markWritten(rel);
+  }
+
+  /** A hard link's target as components: inside the root, by the same rules as entry paths. */
+  private linkTarget(entry: TarEntry): string[] {
+    try {
+      const parts = splitEntryPath(entry, entry.linkpath, 'hard link target');
+      if (!parts.length) throw refuse(entry, 'hardlink-directory', 'hard link target is the root');
+      return parts;
+    } catch (e) {
+      if (e instanceof LayerError && (e.data.rule === 'absolute-path' || e.data.rule === 'parent-reference')) {
+        throw refuse(entry, 'hardlink-outside', `hard link target ${JSON.stringify(entry.linkpath)} is outside the layer root`, { target: entry.linkpath });
+      }
+      throw e;
+    }
+  }
+
+  /** Sets directory owners, modes and mtimes, deepest first, re-checking each path with lstat. */
+  async finishDirectories(): Promise<void> {
+    const dirs = [...this.dirMeta.entries()].sort((a, b) => depth(b[0]) - depth(a[0]));
+    for (const [rel, meta] of dirs) {
+      const parts = rel ? rel.split('/') : [];
+      if (!(await this.isRealDirChain(parts))) continue;
+      let fh: fs.FileHandle;
+      try {
+        fh = await fs.open(this.abs(parts), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      } catch (e) {
+        // Replaced later in the same layer by something else: its own entry has its metadata.
+        if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR' || errno(e) === 'ELOOP') continue;
+        throw e;
+      }
+      try {
+        if (this.isRoot) await fh.chown(meta.uid, meta.gid);
+        await fh.chmod(meta.mode & 0o7777);
+        await fh.utimes(meta.mtime, meta.mtime);
+      } catch (e) {
+        throw wrapFsError(e, { path: meta.entry, offset: -1 });
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+
+  private async isRealDirChain(parts: readonly string[]): Promise<boolean> {
+    for (let i = 1; i <= parts.length; i++) {
+      const st = await lstatOrNull(this.abs(parts.slice(0, i)));
+      if (!st?.isDirectory()) return false;
+    }
+    return true;
+  }
+}
+
+function depth(rel: string): number {
+  return rel === '' ? 0 : rel.split('/').length;
+}
+
+function wrapFsError(e: unknown, entry: Pick<TarEntry, 'path' | 'offset'>): MkimageError {
+  if (e instanceof MkimageError) return e;
+  const code = errno(e);
+  const message = (e as Error)?.message ?? String(e);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new NoSpaceError(`no space left while applying layer entry ${JSON.stringify(entry.path)}: ${message}`, { entry: entry.path, offset: entry.offset }, { cause: e });
+  }
+  return new LayerError(`applying layer entry ${JSON.stringify(entry.path)} failed: ${message}`, { entry: entry.path, offset: entry.offset, errno: code }, { cause: e });
+}
+
+/**
+ * Applies the layer in `tar` (uncompressed or gzip) over `rootDir`. Throws LayerError for a
+ * hostile or malformed entry (naming it and the rule), NoSpaceError when the disk fills.
+ */
+export async function applyLayer(tar: AsyncIterable<Uint8Array>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
+  const root = await fs.realpath(resolve(rootDir));
+  const rootStat = await fs.lstat(root);
+  if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
+  const applier = new Applier(root, options.isRoot ?? process.getuid?.() === 0, options.runner ?? run);
+  for await (const entry of readTar(decompress(tar))) {
+    checkAborted(options.signal, 'layer extraction');
+    try {
+      await applier.apply(entry);
+    } catch (e) {
+      throw wrapFsError(e, entry);
+    }
+    options.onProgress?.({ entries: applier.stats.entries, bytes: applier.stats.bytes });
+  }
+  await applier.finishDirectories();
+  return applier.stats;
+}
