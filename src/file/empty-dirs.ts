@@ -44,3 +44,17 @@ export async function removeEmptyTree(dir: string): Promise<boolean> {
   if (parent && parent.dev !== st.dev) return false;
   return walk(dir, st.dev, 0);
 }
+
+/** Removes `leaf`, then each parent below `stop` (never `stop` itself), while they are empty. */
+export async function removeEmptyParents(leaf: string, stop: string): Promise<void> {
+  const base = stop.endsWith('/') ? stop : `${stop}/`;
+  let dir = leaf;
+  while (dir.startsWith(base) && dir.length > base.length) {
+    try {
+      await fs.rmdir(dir);
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}

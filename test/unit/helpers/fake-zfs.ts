@@ -10,8 +10,10 @@ import type { ZfsFlavour } from '../../../src/tools/zfs.js';
 export const OPENZFS: ZfsFlavour = { kind: 'openzfs', version: '2.1.5', poolVersion: 5000, description: 'openzfs 2.1.5' };
 export const FUSE: ZfsFlavour = { kind: 'zfs-fuse', version: '0.7.0', poolVersion: 23, description: 'zfs-fuse 0.7.0 (pool version 23)' };
 
-interface FakePool {
+export interface FakePool {
   name: string;
+  /** Set: the pool was last used by another host and not exported (import needs -f). */
+  hostid?: string;
   guid: string;
   vdev: string;
   altroot: string;
@@ -23,12 +25,26 @@ interface FakePool {
 export class FakeZfs {
   readonly calls: string[] = [];
   readonly pools = new Map<string, FakePool>();
-  /** Exported pools by device, importable again. */
+  /** Exported pools by name, importable again (from whatever device `import -d` names). */
   readonly exported = new Map<string, FakePool>();
   private failures: Array<{ pattern: RegExp; stderr: string }> = [];
+  /** Loop devices: name -> backing file, offset, size limit. */
+  readonly loops = new Map<string, { file: string; offset: number; sizelimit: number }>();
+  /** Files changed by chown -R, and the owner given. */
+  readonly chowned: string[] = [];
   private nextGuid = 1000n;
 
+  /** Set: `zpool import` imports, then fails to mount with this message (exit 1), as zfs-fuse does. */
+  mountFailure?: string;
+
   constructor(readonly flavour: ZfsFlavour) {}
+
+  /** An exported pool, as found in an image's label. */
+  addExportedPool(name: string, guid: string, mountpoint = `/${name}`, datasets: string[] = []): FakePool {
+    const p: FakePool = { name, guid, vdev: '', altroot: '-', mountpoint, datasets: [name, ...datasets.map((d) => `${name}/${d}`)], snapshots: [] };
+    this.exported.set(name, p);
+    return p;
+  }
 
   failOn(pattern: RegExp, stderr = 'cannot do that'): this {
     this.failures.push({ pattern, stderr });
@@ -83,17 +99,22 @@ export class FakeZfs {
         case 'destroy': {
           const p = this.pools.get(last) ?? fail(`cannot open '${last}': no such pool`);
           this.pools.delete(last);
-          if (args[0] === 'export') this.exported.set(p.vdev, p);
+          if (args[0] === 'export') this.exported.set(p.name, p);
           return ok();
         }
         case 'import': {
           const name = last;
           const search = args[args.indexOf('-d') + 1]!;
-          const p = [...this.exported.values()].find((x) => x.name === name && (search.endsWith(x.vdev.split('/').pop()!)));
-          if (!p) fail(`cannot import '${name}': no such pool available`);
-          this.exported.delete(p!.vdev);
+          const p = this.exported.get(name) ?? fail(`cannot import '${name}': no such pool available`);
+          if (p.hostid !== undefined && !args.includes('-f')) {
+            fail(`cannot import '${name}': pool may be in use from other system, it was last accessed by other (hostid: 0x${p.hostid})\nuse '-f' to import anyway`);
+          }
+          if (fuse && search.startsWith('/dev/')) fail(`cannot open '${search}/': Not a directory`);
+          this.exported.delete(name);
           const altroot = args[args.indexOf('-R') + 1]!;
-          this.pools.set(name, { ...p!, altroot });
+          const leaf = search.split('/').pop()!;
+          this.pools.set(name, { ...p, altroot, vdev: fuse ? `${search}/${leaf}` : search });
+          if (this.mountFailure) fail(this.mountFailure);
           return ok();
         }
         case 'upgrade':
@@ -128,7 +149,26 @@ export class FakeZfs {
           return ok();
       }
     }
-    if (file === 'cp' || file === 'dpkg-query' || file === 'chown') return ok(file === 'dpkg-query' ? '0.7.0-25+b1' : '');
+    if (file === 'losetup') {
+      if (args[0] === '--find') {
+        const name = `/dev/loop${[...Array(64).keys()].find((n) => !this.loops.has(`/dev/loop${n}`))}`;
+        this.loops.set(name, { file: last, offset: Number(args[args.indexOf('--offset') + 1]), sizelimit: Number(args[args.indexOf('--sizelimit') + 1]) });
+        return ok(`${name}\n`);
+      }
+      if (args[0] === '--detach') {
+        if (!this.loops.delete(args[1]!)) fail(`losetup: ${args[1]}: detach failed: No such device or address`);
+        return ok();
+      }
+      if (args[0] === '--json') {
+        const loopdevices = [...this.loops].map(([name, l]) => ({ name, 'back-file': l.file, offset: l.offset, sizelimit: l.sizelimit, ro: false }));
+        return ok(JSON.stringify({ loopdevices }));
+      }
+    }
+    if (file === 'chown') {
+      this.chowned.push(args.join(' '));
+      return ok();
+    }
+    if (file === 'cp' || file === 'dpkg-query') return ok(file === 'dpkg-query' ? '0.7.0-25+b1' : '');
     return fail(`fake zfs: unexpected command ${line}`, 127);
   };
 }

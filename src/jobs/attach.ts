@@ -1,0 +1,410 @@
+/**
+ * The life of a ZFS image after `create`: attach (after a reboot, or any time), detach, destroy,
+ * status. Nothing is remembered anywhere but in the image itself, so a reboot changes nothing:
+ *
+ *   image file --(its own MBR/GPT + PFN block)--> partition offset and size
+ *              --(ZFS label in the partition)---> pool name and guid
+ *   loop device found or made by (real path of the file, offset): `losetup --find`, any number
+ *   `zpool import -d <that device only> -o cachefile=none -R <altroot> POOL`: no cache file on the
+ *   host, the import scans nothing but this image.
+ *
+ * Where the datasets appear: the pool is imported with altroot = --mount DIR (default
+ * /run/mkimage/pools/<pool>), so a dataset with mountpoint /tank/storage (what the guest sees)
+ * is mounted at DIR/tank/storage on the host. The image itself is never changed to suit the host.
+ *
+ * zfs-fuse's `zpool import -d` takes a directory: mkimage makes /run/mkimage/vdev/loopN holding one
+ * link to the loop device (kept while attached, so ZFS can reopen it).
+ *
+ * attach undoes everything it did when any step fails (loop device, import, directories), and
+ * refuses before doing anything when the pool's name is in use here by another device.
+ */
+import { promises as fs } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { InvalidImageError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
+import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
+import { run as defaultRun, type Runner } from '../tools/exec.js';
+import { attachLoop, detachLoop, listLoops, type LoopDevice } from '../tools/losetup.js';
+import { Zfs, detectFlavour, zpoolImportArgs, type DatasetInfo, type PoolInfo, type ZfsFlavour } from '../tools/zfs.js';
+import { readImageHeader } from './inspect.js';
+import { checkAborted, withUndo } from './undo.js';
+import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
+import { formatSize } from '../layout/units.js';
+
+/** Where attach mounts a pool when no --mount is given: <base>/<pool> is the altroot. */
+export const DEFAULT_ALTROOT_BASE = '/run/mkimage/pools';
+/** zfs-fuse: one directory per loop device holding a link to it, the only thing `import -d` scans. */
+export const VDEV_LINK_BASE = '/run/mkimage/vdev';
+
+export interface LifecycleOptions {
+  signal?: AbortSignal;
+  /** Tests: stands between mkimage and zpool/zfs/losetup/chown. */
+  run?: Runner;
+  flavour?: ZfsFlavour;
+  /** Tests: instead of /run/mkimage (the vdev link directories and default altroots live there). */
+  runtimeDir?: string;
+}
+
+export interface AttachOptions extends LifecycleOptions {
+  /** The pool's altroot: datasets appear below it (DIR/<pool>/...). Created if missing. */
+  mount?: string;
+  /** USER[:GROUP]: `chown -R` of the mounted datasets. */
+  owner?: string;
+  /** Import a pool that was not cleanly exported (last used by a host that did not export it). */
+  force?: boolean;
+}
+
+export interface MountedDataset {
+  dataset: string;
+  mountpoint: string;
+}
+
+export interface AttachedImage {
+  /** The image's real path. */
+  file: string;
+  loopDevice: string;
+  pool: string;
+  guid: string;
+  health: string;
+  altroot?: string;
+  mountpoints: MountedDataset[];
+  /** True when the image was attached already and nothing was done. */
+  alreadyAttached: boolean;
+  flavour: string;
+}
+
+/** The partition and pool of an image, from its own bytes. */
+export interface ImageZfsInfo {
+  file: string;
+  partition: { offsetBytes: number; sizeBytes: number };
+  label: DetectedZfsLabel | undefined;
+}
+
+/** Reads the image's headers and ZFS label. InvalidImageError when it is not an mkimage image. */
+export async function readImageZfs(path: string): Promise<ImageZfsInfo> {
+  let file: string;
+  try {
+    file = await fs.realpath(path);
+  } catch (e) {
+    throw new InvalidImageError(`cannot open ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path }, { cause: e });
+  }
+  const header = await readImageHeader(file);
+  const part = header.partition;
+  if (!part || !header.pfn) {
+    throw new InvalidImageError(`${path} is not an mkimage image: ${!header.pfn ? 'no PFN info block at 4 KiB' : 'no partition at the PFN data offset'}`, { path });
+  }
+  const label = await detectZfsLabel(file, part.offsetBytes, part.sizeBytes);
+  return { file, partition: { offsetBytes: part.offsetBytes, sizeBytes: part.sizeBytes }, label };
+}
+
+function requireLabel(info: ImageZfsInfo, path: string): DetectedZfsLabel {
+  if (!info.label) {
+    throw new InvalidImageError(
+      `${path} holds no ZFS pool: no valid ZFS label in its partition at ${formatSize(info.partition.offsetBytes)} (attach, detach and destroy are for images made with --fs zfs)`,
+      { path, partitionOffsetBytes: info.partition.offsetBytes },
+    );
+  }
+  if (info.label.state === 'destroyed') {
+    throw new PoolError(`pool ${info.label.pool} in ${path} was destroyed (zpool destroy): there is nothing to attach`, { path, pool: info.label.pool });
+  }
+  return info.label;
+}
+
+/** USER, USER:GROUP, numeric ids: what chown takes, nothing it could read as an option. */
+export function checkOwner(owner: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?(:[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?$/.test(owner)) {
+    throw new UsageError(`--owner ${JSON.stringify(owner)} is not USER or USER:GROUP (names or numeric ids)`, { owner });
+  }
+}
+
+/** The loop devices showing exactly this image's partition. */
+function loopsOf(loops: LoopDevice[], info: ImageZfsInfo): LoopDevice[] {
+  return loops.filter((l) => l.backFile === info.file && l.offsetBytes === info.partition.offsetBytes);
+}
+
+/** Which of `loops` an imported pool uses (zpool status paths: /dev/loopN, or a link named loopN). */
+async function poolLoop(zfs: Zfs, pool: string, loops: LoopDevice[]): Promise<LoopDevice | undefined> {
+  const vdevs = await zfs.poolVdevs(pool);
+  return loops.find((l) => vdevs.some((v) => basename(v) === basename(l.name)));
+}
+
+async function mountedDatasets(zfs: Zfs, pool: string): Promise<MountedDataset[]> {
+  const all: DatasetInfo[] = await zfs.listDatasets(pool, 'filesystem');
+  return all.filter((d) => d.mounted && d.mountpoint).map((d) => ({ dataset: d.name, mountpoint: d.mountpoint! }));
+}
+
+/** The mountpoints that are not below another one in the list (what chown -R needs). */
+function topMountpoints(m: MountedDataset[]): string[] {
+  const paths = [...new Set(m.map((d) => d.mountpoint))].sort();
+  return paths.filter((p) => !paths.some((q) => q !== p && (q === '/' || p.startsWith(`${q}/`))));
+}
+
+function importRefusal(e: unknown, label: DetectedZfsLabel, path: string): PoolError | undefined {
+  const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
+  if (/in use from (another|other) system|last accessed by another system|potentially active|use '-f'/i.test(stderr)) {
+    return new PoolError(
+      `pool ${label.pool} in ${path} was not cleanly exported (last used by host ${label.hostname ?? '?'}, hostid ${label.hostid ?? '?'}): if no other system is using the image, attach with --force`,
+      { pool: label.pool, hostname: label.hostname, hostid: label.hostid, stderr },
+      { cause: e },
+    );
+  }
+  return undefined;
+}
+
+async function mkdirp(dir: string): Promise<string | undefined> {
+  return fs.mkdir(dir, { recursive: true });
+}
+
+export async function attachImage(path: string, o: AttachOptions = {}): Promise<AttachedImage> {
+  const run = o.run ?? defaultRun;
+  const signal = o.signal;
+  if (o.owner !== undefined) checkOwner(o.owner);
+  const runtime = o.runtimeDir ?? '/run/mkimage';
+  const info = await readImageZfs(path);
+  const label = requireLabel(info, path);
+  const altroot = o.mount !== undefined ? resolve(o.mount) : join(runtime, 'pools', label.pool);
+  if (o.mount !== undefined) {
+    const st = await fs.stat(altroot).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new UsageError(`--mount ${o.mount} exists and is not a directory`, { mount: o.mount });
+  }
+  const flavour = o.flavour ?? (await detectFlavour(run, { signal }));
+  const zfs = new Zfs(flavour, run, signal);
+  const cleanup = zfs.forCleanup();
+
+  // What is there already: our loop devices, and any pool with this name or guid.
+  const loops = loopsOf(await listLoops(run), info);
+  const pools = await zfs.listPools();
+  const byName = pools.find((p) => p.name === label.pool);
+  const byGuid = pools.find((p) => p.guid === label.guid);
+  for (const p of [byName, byGuid]) {
+    if (!p) continue;
+    const ours = await poolLoop(zfs, p.name, loops);
+    if (ours && p.guid === label.guid) {
+      // Attached already: nothing to do, unless asked to mount it elsewhere.
+      if (o.mount !== undefined && p.altroot !== altroot) {
+        throw new PoolError(`${path} is attached already with its datasets under ${p.altroot ?? '/'}: detach it first to mount it under ${altroot}`, { path, altroot: p.altroot });
+      }
+      return status(zfs, info, ours, p, true);
+    }
+    const vdevs = await zfs.poolVdevs(p.name).catch(() => [] as string[]);
+    const where = vdevs.length ? vdevs.join(', ') : 'another device';
+    throw new PoolError(
+      p.name === label.pool
+        ? `cannot attach ${path}: a pool named ${label.pool} is already imported on this host from ${where} (guid ${p.guid}); nothing was changed: export that pool first (zpool export ${label.pool})`
+        : `cannot attach ${path}: its pool ${label.pool} (guid ${label.guid}) is already imported as ${p.name} from ${where} (a copy of this image?); nothing was changed`,
+      { path, pool: label.pool, guid: label.guid, importedAs: p.name, from: vdevs },
+    );
+  }
+
+  return withUndo(signal, async (undo) => {
+    // The loop device: one showing exactly the partition, or a new one.
+    let loop = loops.find((l) => l.sizeLimitBytes === info.partition.sizeBytes);
+    if (!loop) {
+      const name = await attachLoop({ file: info.file, offsetBytes: info.partition.offsetBytes, sizeLimitBytes: info.partition.sizeBytes, signal }, run);
+      undo.push(`loop device ${name}`, () => detachLoop(name, run));
+      loop = { name, backFile: info.file, offsetBytes: info.partition.offsetBytes, sizeLimitBytes: info.partition.sizeBytes, readOnly: false };
+    }
+    checkAborted(signal, 'loop attach');
+
+    // What `zpool import -d` scans: the device (OpenZFS 0.8+) or a directory with a link to it.
+    let search = loop.name;
+    if (!zfs.caps.importDevice) {
+      search = join(runtime, 'vdev', basename(loop.name));
+      await fs.rm(search, { recursive: true, force: true });
+      await mkdirp(search);
+      undo.push(`directory ${search}`, () => fs.rm(search, { recursive: true, force: true }));
+      await fs.symlink(loop.name, join(search, basename(loop.name)));
+    }
+
+    const made = await mkdirp(altroot);
+    if (made) undo.push(`directory ${made}`, async () => void (await removeEmptyTree(made)));
+    // The mountpoint directories ZFS will make below an altroot that was there already.
+    const before = new Set(await fs.readdir(altroot));
+    undo.push(`mountpoint directories under ${altroot}`, async () => {
+      for (const entry of await fs.readdir(altroot).catch(() => [] as string[])) {
+        if (!before.has(entry)) await removeEmptyTree(join(altroot, entry));
+      }
+    });
+    // Pushed before the import runs: zfs-fuse exits 1 when a dataset cannot be mounted, with the
+    // pool imported all the same.
+    const device = loop;
+    undo.push(`import of pool ${label.pool}`, async () => {
+      const p = await cleanup.findPool(label.pool);
+      if (p && p.guid === label.guid && (await poolLoop(cleanup, p.name, [device]))) await cleanup.exportPool(label.pool);
+    });
+    try {
+      await zfs.zpool(zpoolImportArgs(flavour, { pool: label.pool, search, altroot, force: o.force }));
+    } catch (e) {
+      throw importRefusal(e, label, path) ?? e;
+    }
+    const imported = await zfs.findPool(label.pool);
+    if (!imported || imported.guid !== label.guid) {
+      throw new PoolError(`zpool import ${label.pool} reported success but the pool with guid ${label.guid} is not imported`, { pool: label.pool, guid: label.guid });
+    }
+    checkAborted(signal, 'zpool import');
+
+    if (o.owner !== undefined) {
+      const tops = topMountpoints(await mountedDatasets(zfs, label.pool));
+      if (tops.length) await run('chown', ['-R', '--', o.owner, ...tops], { signal });
+    }
+    const result = await status(zfs, info, device, imported, false);
+    undo.commit();
+    return result;
+  });
+}
+
+async function status(zfs: Zfs, info: ImageZfsInfo, loop: LoopDevice, pool: PoolInfo, alreadyAttached: boolean): Promise<AttachedImage> {
+  return {
+    file: info.file,
+    loopDevice: loop.name,
+    pool: pool.name,
+    guid: pool.guid,
+    health: pool.health,
+    altroot: pool.altroot,
+    mountpoints: await mountedDatasets(zfs, pool.name),
+    alreadyAttached,
+    flavour: zfs.flavour.description,
+  };
+}
+
+export interface DetachResult {
+  file: string;
+  pool?: string;
+  /** The pool was imported from this image and is exported now. */
+  exported: boolean;
+  loopDevices: string[];
+  /** Nothing of this image was attached. */
+  wasAttached: boolean;
+}
+
+/** Tears down what attach made, in reverse: mounts and import (zpool export), directories, loop devices. */
+async function teardown(
+  zfs: Zfs,
+  info: ImageZfsInfo,
+  runtime: string,
+  run: Runner,
+  how: 'export' | 'destroy',
+): Promise<{ pool?: string; done: boolean; loopDevices: string[] }> {
+  const loops = loopsOf(await listLoops(run), info);
+  const label = info.label;
+  let done = false;
+  let pool: string | undefined;
+  if (label) {
+    const p = await zfs.findPool(label.pool);
+    if (p && p.guid === label.guid && (await poolLoop(zfs, p.name, loops))) {
+      const mounts = await mountedDatasets(zfs, p.name);
+      try {
+        if (how === 'export') await zfs.exportPool(p.name);
+        else await zfs.destroyPool(p.name);
+      } catch (e) {
+        const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
+        if (/busy/i.test(stderr)) {
+          const top = topMountpoints(mounts)[0];
+          throw new PoolError(
+            `cannot ${how} pool ${p.name}: it is busy (a process has files open${top ? ` under ${top}: fuser -vm ${top} shows which` : ''}): close them and try again; nothing was detached`,
+            { pool: p.name, stderr },
+            { cause: e },
+          );
+        }
+        throw e;
+      }
+      done = true;
+      pool = p.name;
+      // The directories ZFS made for the mountpoints, deepest first, and their parents up to the
+      // altroot (empty ones only; the altroot itself only when it is mkimage's default).
+      const stop = p.altroot ?? '/';
+      for (const m of [...mounts].sort((a, b) => b.mountpoint.length - a.mountpoint.length)) {
+        await removeEmptyParents(m.mountpoint, stop);
+      }
+      if (p.altroot?.startsWith(`${runtime}/pools/`)) await removeEmptyTree(p.altroot);
+    }
+  }
+  for (const l of loops) {
+    await detachLoop(l.name, run);
+    await fs.rm(join(runtime, 'vdev', basename(l.name)), { recursive: true, force: true });
+  }
+  // mkimage's own runtime directories, when nothing else is in them.
+  for (const d of [join(runtime, 'vdev'), join(runtime, 'pools'), runtime]) await fs.rmdir(d).catch(() => undefined);
+  return { pool, done, loopDevices: loops.map((l) => l.name) };
+}
+
+export async function detachImage(path: string, o: LifecycleOptions = {}): Promise<DetachResult> {
+  const run = o.run ?? defaultRun;
+  const info = await readImageZfs(path);
+  const runtime = o.runtimeDir ?? '/run/mkimage';
+  const loops = loopsOf(await listLoops(run), info);
+  if (!loops.length) return { file: info.file, pool: info.label?.pool, exported: false, loopDevices: [], wasAttached: false };
+  const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+  const zfs = new Zfs(flavour, run).forCleanup();
+  const t = await teardown(zfs, info, runtime, run, 'export');
+  return { file: info.file, pool: t.pool ?? info.label?.pool, exported: t.done, loopDevices: t.loopDevices, wasAttached: true };
+}
+
+export interface DestroyResult {
+  file: string;
+  pool?: string;
+  /** The pool was imported from this image and is destroyed now (zpool destroy). */
+  poolDestroyed: boolean;
+  loopDevices: string[];
+  removed: boolean;
+}
+
+/** Pool destroyed (when attached), loop devices detached, file removed. Needs `yes`. */
+export async function destroyImage(path: string, o: LifecycleOptions & { yes?: boolean } = {}): Promise<DestroyResult> {
+  if (!o.yes) throw new UsageError(`destroy deletes ${path} and the pool in it for good: pass --yes to confirm`, { path });
+  const run = o.run ?? defaultRun;
+  const info = await readImageZfs(path);
+  const runtime = o.runtimeDir ?? '/run/mkimage';
+  const loops = loopsOf(await listLoops(run), info);
+  let t: { pool?: string; done: boolean; loopDevices: string[] } = { done: false, loopDevices: [] };
+  if (loops.length) {
+    const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+    t = await teardown(new Zfs(flavour, run).forCleanup(), info, runtime, run, 'destroy');
+  }
+  await fs.rm(info.file);
+  return { file: info.file, pool: info.label?.pool, poolDestroyed: t.done, loopDevices: t.loopDevices, removed: true };
+}
+
+export interface ImageStatus {
+  file: string;
+  loopDevice: string;
+  offsetBytes: number;
+  sizeLimitBytes: number;
+  pool?: string;
+  guid?: string;
+  health?: string;
+  altroot?: string;
+  mountpoints: MountedDataset[];
+}
+
+export interface StatusReport {
+  /** "zfs-fuse 0.7.0 (pool version 23)", "openzfs 2.1.5", or why ZFS could not be asked. */
+  zfs: string;
+  images: ImageStatus[];
+}
+
+/** The images attached on this host: every loop device showing the partition of an mkimage image. */
+export async function statusImages(o: LifecycleOptions = {}): Promise<StatusReport> {
+  const run = o.run ?? defaultRun;
+  const images: ImageStatus[] = [];
+  for (const l of await listLoops(run)) {
+    if (!l.backFile || l.backFile.endsWith(' (deleted)')) continue;
+    const header = await readImageHeader(l.backFile).catch(() => undefined);
+    if (!header?.pfn || header.partition?.offsetBytes !== l.offsetBytes) continue;
+    images.push({ file: l.backFile, loopDevice: l.name, offsetBytes: l.offsetBytes, sizeLimitBytes: l.sizeLimitBytes, mountpoints: [] });
+  }
+  let zfsText: string;
+  try {
+    const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+    zfsText = flavour.description;
+    const zfs = new Zfs(flavour, run, o.signal);
+    for (const p of await zfs.listPools()) {
+      const vdevs = (await zfs.poolVdevs(p.name)).map((v) => basename(v));
+      const img = images.find((i) => vdevs.includes(basename(i.loopDevice)));
+      if (!img) continue;
+      Object.assign(img, { pool: p.name, guid: p.guid, health: p.health, altroot: p.altroot, mountpoints: await mountedDatasets(zfs, p.name) });
+    }
+  } catch (e) {
+    zfsText = `not available: ${(e as Error).message}`;
+  }
+  return { zfs: zfsText, images };
+}

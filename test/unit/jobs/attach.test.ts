@@ -1,0 +1,201 @@
+/**
+ * attach/detach/destroy/status against a fake ZFS and a fake losetup (test/unit/helpers/fake-zfs.ts)
+ * and real image files: a real header (planLayout + buildHeader) with the fixture's ZFS label in the
+ * partition (pool "fixture"). test/system/zfs.test.ts does the same with the real tools.
+ */
+import { lstat, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidImageError, PoolError, UsageError } from '../../../src/errors.js';
+import { attachImage, destroyImage, detachImage, statusImages } from '../../../src/jobs/attach.js';
+import { makeIds } from '../../../src/jobs/create.js';
+import { createSparseFile, writeAt } from '../../../src/file/image-file.js';
+import { buildHeader } from '../../../src/layout/header.js';
+import { planLayout } from '../../../src/layout/plan.js';
+import { MiB } from '../../../src/layout/units.js';
+import { FUSE, FakeZfs, OPENZFS } from '../helpers/fake-zfs.js';
+
+const LABEL = gunzipSync(readFileSync(join(import.meta.dirname, '../../fixtures/zfs-label0-vdev-phys.bin.gz')));
+const GUID = '15296604384597250630';
+const PLAN = planLayout({ sizeBytes: 128 * MiB, fs: 'zfs' });
+
+let dir: string;
+let img: string;
+let runtimeDir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mkimage-attach-'));
+  runtimeDir = join(dir, 'run');
+  img = join(dir, 'pool.img');
+  await createSparseFile(img, PLAN.sizeBytes);
+  await writeAt(img, [...buildHeader(PLAN, makeIds({ seed: '1' })), { offsetBytes: PLAN.partition.offsetBytes + 16 * 1024, data: LABEL }]);
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function machine(flavour = FUSE) {
+  const fake = new FakeZfs(flavour);
+  fake.addExportedPool('fixture', GUID, '/fixture', ['storage']);
+  return { fake, o: { run: fake.runner, flavour, runtimeDir } };
+}
+
+describe('attachImage', () => {
+  it('zfs-fuse: a loop device of exactly the partition, a link directory, import with no cache file', async () => {
+    const { fake, o } = machine();
+    const r = await attachImage(img, o);
+    expect(fake.calls).toContain(`losetup --find --show --offset ${2 * MiB} --sizelimit ${PLAN.partition.sizeBytes} -- ${img}`);
+    const linkDir = join(runtimeDir, 'vdev/loop0');
+    expect(fake.calls).toContain(`zpool import -d ${linkDir} -o cachefile=none -R ${runtimeDir}/pools/fixture fixture`);
+    expect(await readlink(join(linkDir, 'loop0'))).toBe('/dev/loop0');
+    expect(r).toMatchObject({ file: img, loopDevice: '/dev/loop0', pool: 'fixture', guid: GUID, health: 'ONLINE', alreadyAttached: false });
+    expect(r.mountpoints).toEqual([
+      { dataset: 'fixture', mountpoint: `${runtimeDir}/pools/fixture/fixture` },
+      { dataset: 'fixture/storage', mountpoint: `${runtimeDir}/pools/fixture/fixture/storage` },
+    ]);
+  });
+
+  it('OpenZFS: import -d names the loop device itself; --mount DIR is the altroot', async () => {
+    const { fake, o } = machine(OPENZFS);
+    const mnt = join(dir, 'mnt');
+    const r = await attachImage(img, { ...o, mount: mnt });
+    expect(fake.calls).toContain(`zpool import -d /dev/loop0 -o cachefile=none -R ${mnt} fixture`);
+    expect((await stat(mnt)).isDirectory()).toBe(true);
+    expect(r.mountpoints[0]).toEqual({ dataset: 'fixture', mountpoint: `${mnt}/fixture` });
+    await expect(lstat(join(runtimeDir, 'vdev'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('is idempotent: attached already, nothing is done', async () => {
+    const { fake, o } = machine();
+    await attachImage(img, o);
+    const n = fake.calls.length;
+    const again = await attachImage(img, o);
+    expect(again.alreadyAttached).toBe(true);
+    expect(fake.calls.slice(n).filter((c) => /losetup --find|zpool import/.test(c))).toEqual([]);
+    expect(fake.loops.size).toBe(1);
+    const e = await attachImage(img, { ...o, mount: join(dir, 'elsewhere') }).catch((x) => x);
+    expect(e).toBeInstanceOf(PoolError);
+    expect(e.message).toContain('detach it first');
+  });
+
+  it('refuses an image whose pool name is imported from another device, changing nothing', async () => {
+    const { fake, o } = machine();
+    fake.addForeignPool('fixture', '/dev/sdb1');
+    const e = await attachImage(img, o).catch((x) => x);
+    expect(e).toBeInstanceOf(PoolError);
+    expect(e.message).toBe(
+      `cannot attach ${img}: a pool named fixture is already imported on this host from /dev/sdb1 (guid 1000); nothing was changed: export that pool first (zpool export fixture)`,
+    );
+    expect(fake.calls.filter((c) => /losetup --find|zpool import|zpool export/.test(c))).toEqual([]);
+    expect(fake.loops.size).toBe(0);
+  });
+
+  it('a pool not cleanly exported needs --force; without it nothing is left', async () => {
+    const { fake, o } = machine();
+    fake.exported.get('fixture')!.hostid = 'deadbeef';
+    const e = await attachImage(img, o).catch((x) => x);
+    expect(e).toBeInstanceOf(PoolError);
+    expect(e.message).toBe(`pool fixture in ${img} was not cleanly exported (last used by host vm, hostid 007f0100): if no other system is using the image, attach with --force`);
+    expect(fake.loops.size).toBe(0);
+    await expect(lstat(join(runtimeDir, 'vdev/loop0'))).rejects.toThrow(/ENOENT/);
+    await expect(lstat(join(runtimeDir, 'pools'))).rejects.toThrow(/ENOENT/);
+    const r = await attachImage(img, { ...o, force: true });
+    expect(fake.calls.filter((c) => c.startsWith('zpool import')).pop()).toMatch(/ -f fixture$/);
+    expect(r.pool).toBe('fixture');
+  });
+
+  it('an import that fails after importing (a dataset cannot be mounted) is exported again', async () => {
+    const { fake, o } = machine();
+    fake.mountFailure = "cannot mount '/x/fixture': directory is not empty";
+    const e = await attachImage(img, o).catch((x) => x);
+    expect(e.message).toContain('directory is not empty');
+    expect(fake.calls).toContain('zpool export fixture');
+    expect(fake.pools.size).toBe(0);
+    expect(fake.loops.size).toBe(0);
+    await expect(lstat(join(runtimeDir, 'vdev/loop0'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('--owner: chown -R of the top mountpoints; a bad owner is refused before anything runs', async () => {
+    const { fake, o } = machine();
+    await attachImage(img, { ...o, owner: 'chris:staff' });
+    expect(fake.chowned).toEqual([`-R -- chris:staff ${runtimeDir}/pools/fixture/fixture`]);
+    const m2 = machine();
+    const e = await attachImage(img, { ...m2.o, owner: '-R' }).catch((x) => x);
+    expect(e).toBeInstanceOf(UsageError);
+    expect(m2.fake.calls).toEqual([]);
+  });
+
+  it('refuses a file that is no mkimage image, and an image without a pool', async () => {
+    const { o } = machine();
+    const junk = join(dir, 'junk');
+    await writeFile(junk, Buffer.alloc(64 * 1024));
+    await expect(attachImage(junk, o)).rejects.toBeInstanceOf(InvalidImageError);
+    const plain = join(dir, 'plain.img');
+    await createSparseFile(plain, PLAN.sizeBytes);
+    await writeAt(plain, buildHeader(PLAN, makeIds({ seed: '2' })));
+    const e = await attachImage(plain, o).catch((x) => x);
+    expect(e).toBeInstanceOf(InvalidImageError);
+    expect(e.message).toContain('holds no ZFS pool');
+    await expect(attachImage(join(dir, 'missing.img'), o)).rejects.toThrow(/no such file/);
+  });
+});
+
+describe('detachImage, destroyImage, statusImages', () => {
+  it('detach: export, loop device and link directory gone; a second detach has nothing to do', async () => {
+    const { fake, o } = machine();
+    await attachImage(img, o);
+    const r = await detachImage(img, o);
+    expect(r).toEqual({ file: img, pool: 'fixture', exported: true, loopDevices: ['/dev/loop0'], wasAttached: true });
+    expect(fake.calls.slice(-2)).toEqual(['zpool export fixture', 'losetup --detach /dev/loop0']);
+    expect(fake.pools.size + fake.loops.size).toBe(0);
+    await expect(lstat(join(runtimeDir, 'vdev/loop0'))).rejects.toThrow(/ENOENT/);
+    expect(await detachImage(img, o)).toMatchObject({ wasAttached: false, exported: false });
+  });
+
+  it('detach never exports a same-named pool imported from elsewhere', async () => {
+    const { fake, o } = machine();
+    fake.addForeignPool('fixture', '/dev/sdb1');
+    fake.loops.set('/dev/loop5', { file: img, offset: 2 * MiB, sizelimit: PLAN.partition.sizeBytes });
+    const r = await detachImage(img, o);
+    expect(r).toMatchObject({ exported: false, loopDevices: ['/dev/loop5'] });
+    expect(fake.pools.has('fixture')).toBe(true);
+  });
+
+  it('destroy needs --yes; then the pool is destroyed, the loop detached, the file removed', async () => {
+    const { fake, o } = machine();
+    await attachImage(img, o);
+    await expect(destroyImage(img, o)).rejects.toBeInstanceOf(UsageError);
+    const r = await destroyImage(img, { ...o, yes: true });
+    expect(r).toEqual({ file: img, pool: 'fixture', poolDestroyed: true, loopDevices: ['/dev/loop0'], removed: true });
+    expect(fake.calls).toContain('zpool destroy -f fixture');
+    await expect(lstat(img)).rejects.toThrow(/ENOENT/);
+    expect(fake.exported.has('fixture')).toBe(false);
+  });
+
+  it('status: each attached image with its loop device, pool, health and mountpoints', async () => {
+    const { fake, o } = machine();
+    expect((await statusImages(o)).images).toEqual([]);
+    await attachImage(img, o);
+    fake.loops.set('/dev/loop9', { file: '/etc/hostname', offset: 0, sizelimit: 0 }); // not an image
+    const s = await statusImages(o);
+    expect(s.zfs).toBe('zfs-fuse 0.7.0 (pool version 23)');
+    expect(s.images).toEqual([
+      {
+        file: img,
+        loopDevice: '/dev/loop0',
+        offsetBytes: 2 * MiB,
+        sizeLimitBytes: PLAN.partition.sizeBytes,
+        pool: 'fixture',
+        guid: GUID,
+        health: 'ONLINE',
+        altroot: `${runtimeDir}/pools/fixture`,
+        mountpoints: [
+          { dataset: 'fixture', mountpoint: `${runtimeDir}/pools/fixture/fixture` },
+          { dataset: 'fixture/storage', mountpoint: `${runtimeDir}/pools/fixture/fixture/storage` },
+        ],
+      },
+    ]);
+  });
+});
