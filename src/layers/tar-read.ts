@@ -257,12 +257,17 @@ export async function* decompress(input: AsyncIterable<Uint8Array>, what = 'laye
     else head = Buffer.concat([head, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)]);
   }
   const rest = async function* (): AsyncGenerator<Buffer> {
-    if (head.length) yield head;
-    if (done) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    try {
+      if (head.length) yield head;
+      if (done) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+      }
+    } finally {
+      // Stopped early: let the source close its file.
+      await it.return?.();
     }
   };
   if (startsWith(head, ZSTD_MAGIC)) {

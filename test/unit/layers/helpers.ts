@@ -27,6 +27,7 @@ export async function collect(gen: AsyncIterable<Buffer>): Promise<Buffer> {
 /** A tar in memory, `text` as the body of files. */
 export interface TestEntry extends Omit<WriteEntry, 'body' | 'mode' | 'uid' | 'gid' | 'mtime'> {
   text?: string;
+  bytes?: Buffer;
   mode?: number;
   uid?: number;
   gid?: number;
@@ -36,13 +37,14 @@ export interface TestEntry extends Omit<WriteEntry, 'body' | 'mode' | 'uid' | 'g
 export const T0 = 1_700_000_000;
 
 export function toWriteEntry(e: TestEntry): WriteEntry {
-  const data = e.text === undefined ? undefined : Buffer.from(e.text);
+  const data = e.bytes ?? (e.text === undefined ? undefined : Buffer.from(e.text));
+  const { text: _t, bytes: _b, ...rest } = e;
   return {
     mode: e.type === 'directory' ? 0o755 : 0o644,
     uid: 0,
     gid: 0,
     mtime: T0,
-    ...e,
+    ...rest,
     size: data ? data.length : (e.size ?? 0),
     body: data ? async function* () {
       yield data;

@@ -1,0 +1,208 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { LayerError, UsageError } from '../../../src/errors.js';
+import { applyLayer } from '../../../src/layers/apply.js';
+import { hostPlatform, layerDigests, openLayer, readSources, type SourceImage } from '../../../src/layers/source.js';
+import { listTree, tarOf, withTmp, type TestEntry } from './helpers.js';
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+const LAYERS: TestEntry[][] = [
+  [
+    { path: 'etc', type: 'directory' },
+    { path: 'etc/os-release', type: 'file', text: 'ID=test\n' },
+  ],
+  [
+    { path: 'etc/.wh.os-release', type: 'file', text: '' },
+    { path: 'app/run', type: 'file', text: 'run', mode: 0o755 },
+  ],
+];
+
+interface Built {
+  tars: Buffer[];
+  blobs: Buffer[];
+}
+
+async function layerBlobs(gzip: boolean): Promise<Built> {
+  const tars = await Promise.all(LAYERS.map((l) => tarOf(l)));
+  return { tars, blobs: tars.map((t) => (gzip ? gzipSync(t) : t)) };
+}
+
+/** An OCI image layout: blobs, a manifest, a config, index.json naming it. */
+async function ociLayout(dir: string, opts: { platformIndex?: boolean; corruptLayer?: number; wrongDiffId?: number } = {}): Promise<Built> {
+  const built = await layerBlobs(true);
+  await fs.mkdir(join(dir, 'blobs/sha256'), { recursive: true });
+  const put = async (b: Buffer) => {
+    const d = sha(b);
+    await fs.writeFile(join(dir, 'blobs/sha256', d.slice(7)), b);
+    return { digest: d, size: b.length };
+  };
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: hostPlatform().architecture,
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: built.tars.map((t, i) => (i === opts.wrongDiffId ? sha(Buffer.from('other')) : sha(t))) },
+    }),
+  );
+  const layers = [];
+  for (const [i, b] of built.blobs.entries()) {
+    const d = await put(b);
+    if (i === opts.corruptLayer) {
+      // A valid gzip of other content: only the digest can tell.
+      await fs.writeFile(join(dir, 'blobs/sha256', d.digest.slice(7)), gzipSync(await tarOf([{ path: 'evil', type: 'file', text: 'x' }])));
+    }
+    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...d });
+  }
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await put(config)) }, layers }));
+  const m = await put(manifest);
+  let top = { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m };
+  if (opts.platformIndex) {
+    const other = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(Buffer.from('x')), size: 1, platform: { os: 'linux', architecture: 'mips64' } };
+    const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [other, { ...top, platform: hostPlatform() }] }));
+    top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...(await put(idx)) };
+  }
+  await fs.writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await fs.writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { ...top, annotations: { 'io.containerd.image.name': 'docker.io/library/test:1', 'org.opencontainers.image.ref.name': '1' } },
+        { ...top, annotations: { 'org.opencontainers.image.ref.name': 'latest' } },
+      ],
+    }),
+  );
+  return built;
+}
+
+/** A `docker save` archive as Docker 25 writes it: blobs, and legacy layer.tar symlinks to them. */
+async function dockerArchive(path: string): Promise<Built> {
+  const built = await layerBlobs(false);
+  const config = Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: built.tars.map(sha) } }));
+  const entries: TestEntry[] = [{ path: 'blobs', type: 'directory' }, { path: 'blobs/sha256', type: 'directory' }];
+  for (const t of built.tars) entries.push({ path: `blobs/sha256/${sha(t).slice(7)}`, type: 'file', bytes: t });
+  entries.push({ path: `blobs/sha256/${sha(config).slice(7)}`, type: 'file', bytes: config });
+  const legacy = 'a'.repeat(64);
+  entries.push({ path: legacy, type: 'directory' }, { path: `${legacy}/layer.tar`, type: 'symlink', linkpath: `../blobs/sha256/${sha(built.tars[1]!).slice(7)}` });
+  entries.push({
+    path: 'manifest.json',
+    type: 'file',
+    text: JSON.stringify([{ Config: `blobs/sha256/${sha(config).slice(7)}`, RepoTags: ['test:2', 'test:latest'], Layers: [`blobs/sha256/${sha(built.tars[0]!).slice(7)}`, `${legacy}/layer.tar`] }]),
+  });
+  await fs.writeFile(path, await tarOf(entries));
+  return built;
+}
+
+async function applyAll(image: SourceImage, root: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (const blob of image.layers) {
+    const s = openLayer(blob);
+    await applyLayer(s.tar, root);
+    ids.push((await s.finish()).diffId);
+  }
+  return ids;
+}
+
+describe('readSources', () => {
+  it('an OCI layout: one image with both its names, gzip layers, verified digests', async () => {
+    await withTmp(async (dir) => {
+      const built = await ociLayout(join(dir, 'oci'));
+      const images = await readSources([join(dir, 'oci')]);
+      expect(images).toHaveLength(1);
+      expect(images[0]).toMatchObject({ kind: 'oci-layout', names: ['docker.io/library/test:1', 'latest'] });
+      expect(images[0]!.layers.map((l) => l.diffId)).toEqual(built.tars.map(sha));
+      const root = join(dir, 'root');
+      await fs.mkdir(root);
+      expect(await applyAll(images[0]!, root)).toEqual(built.tars.map(sha));
+      expect(Object.keys(await listTree(root))).toEqual(['app', 'app/run', 'etc']);
+    });
+  });
+
+  it('an OCI index inside the layout: the host platform is chosen', async () => {
+    await withTmp(async (dir) => {
+      const built = await ociLayout(join(dir, 'oci'), { platformIndex: true });
+      const [image] = await readSources([join(dir, 'oci')]);
+      expect(image!.layers.map((l) => l.diffId)).toEqual(built.tars.map(sha));
+    });
+  });
+
+  it('a docker save archive: RepoTags, layers by blob path and through a layer.tar symlink', async () => {
+    await withTmp(async (dir) => {
+      const built = await dockerArchive(join(dir, 'img.tar'));
+      const images = await readSources([join(dir, 'img.tar')]);
+      expect(images).toHaveLength(1);
+      expect(images[0]).toMatchObject({ kind: 'docker-archive', names: ['test:2', 'test:latest'] });
+      const root = join(dir, 'root');
+      await fs.mkdir(root);
+      expect(await applyAll(images[0]!, root)).toEqual(built.tars.map(sha));
+      expect(Object.keys(await listTree(root))).toEqual(['app', 'app/run', 'etc']);
+    });
+  });
+
+  it('plain layer tars in order form one image; .tar.gz is gunzipped', async () => {
+    await withTmp(async (dir) => {
+      const built = await layerBlobs(false);
+      await fs.writeFile(join(dir, 'l0.tar.gz'), gzipSync(built.tars[0]!));
+      await fs.writeFile(join(dir, 'l1.tar'), built.tars[1]!);
+      const images = await readSources([join(dir, 'l0.tar.gz'), join(dir, 'l1.tar')]);
+      expect(images).toHaveLength(1);
+      expect(images[0]).toMatchObject({ kind: 'layer-tars', names: [] });
+      expect(images[0]!.layers.map((l) => l.diffId)).toEqual([undefined, undefined]);
+      const d = await layerDigests(images[0]!.layers[0]!);
+      expect(d.diffId).toBe(sha(built.tars[0]!));
+      expect(d.blobDigest).toBe(sha(gzipSync(built.tars[0]!)));
+    });
+  });
+
+  it('a gzip-compressed image archive is refused with what to do', async () => {
+    await withTmp(async (dir) => {
+      await dockerArchive(join(dir, 'img.tar'));
+      // GNU tar --sort=name puts blobs/ first, as docker save does.
+      await fs.writeFile(join(dir, 'img.tar.gz'), gzipSync(await fs.readFile(join(dir, 'img.tar'))));
+      await expect(readSources([join(dir, 'img.tar.gz')])).rejects.toThrow(/is a compressed image archive \(its first entry is blobs\/\): gunzip it first/);
+    });
+  });
+
+  it('missing source, directory without index.json: UsageError', async () => {
+    await withTmp(async (dir) => {
+      await expect(readSources([join(dir, 'nope.tar')])).rejects.toBeInstanceOf(UsageError);
+      await expect(readSources([dir])).rejects.toThrow(/without index.json: not an OCI image layout/);
+    });
+  });
+});
+
+describe('layer digests are checked while streaming', () => {
+  it('a corrupt stored blob is a LayerError', async () => {
+    await withTmp(async (dir) => {
+      await ociLayout(join(dir, 'oci'), { corruptLayer: 1 });
+      const [image] = await readSources([join(dir, 'oci')]);
+      const e = await layerDigests(image!.layers[1]!).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(LayerError);
+      expect((e as Error).message).toMatch(/blobs\/sha256\/[0-9a-f]{64}: stored layer has digest sha256:[0-9a-f]{64}, the manifest says sha256:[0-9a-f]{64}: the image is corrupt/);
+    });
+  });
+
+  it('a diff_id that does not match the config is a LayerError naming both', async () => {
+    await withTmp(async (dir) => {
+      const built = await ociLayout(join(dir, 'oci'), { wrongDiffId: 0 });
+      const [image] = await readSources([join(dir, 'oci')]);
+      await expect(layerDigests(image!.layers[0]!)).rejects.toThrow(new RegExp(`uncompressed layer has diff_id ${sha(built.tars[0]!)}, the image config says sha256:`));
+    });
+  });
+
+  it('the diff_id covers bytes after the end-of-archive marker too', async () => {
+    await withTmp(async (dir) => {
+      const tar = Buffer.concat([await tarOf(LAYERS[0]!), Buffer.alloc(10240 - 3072)]);
+      await fs.writeFile(join(dir, 'padded.tar'), tar);
+      const [image] = await readSources([join(dir, 'padded.tar')]);
+      const s = openLayer(image!.layers[0]!);
+      const root = join(dir, 'root');
+      await fs.mkdir(root);
+      await applyLayer(s.tar, root);
+      expect((await s.finish()).diffId).toBe(sha(tar));
+    });
+  });
+});
