@@ -13,6 +13,7 @@ import { InterruptedError, MkimageError } from './errors.js';
 import { register as registerCreate } from './cli/create.js';
 import { register as registerInspect } from './cli/inspect.js';
 import { register as registerQemu } from './cli/qemu.js';
+import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
 
 const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -50,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
   registerCreate(program, ctx);
   registerInspect(program, ctx);
   registerQemu(program, ctx);
+  registerZfs(program, ctx);
 
   try {
     await program.parseAsync(argv);

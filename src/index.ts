@@ -13,3 +13,53 @@ export { inspectImage, readImageHeader, type ImageReport, type ImagePartition, t
 export { run, formatCommand, type RunOptions, type RunResult, type Runner } from './tools/exec.js';
 export { qemuArgs, type QemuArgsOptions, type QemuArgsResult } from './jobs/qemu-args.js';
 export { nvdimmArgs, rootCmdline, qemuEscape, type NvdimmArgsOptions } from './tools/qemu.js';
+export {
+  decodeVdevPhys,
+  decodeNvlist,
+  nvGet,
+  vdevPhysOffsets,
+  type ZfsLabel,
+  type NvList,
+  type NvPair,
+  type NvValue,
+  type PoolState,
+  type VdevPhysResult,
+} from './layout/zfs-label.js';
+export { detectZfsLabel, readZfsLabels, type DetectedZfsLabel, type LabelRead } from './jobs/zfs-detect.js';
+export {
+  buildPool,
+  planPool,
+  preflightPool,
+  DATASET_LAYOUTS,
+  LAYOUT_TREES,
+  type BuildPoolOptions,
+  type BuildPoolResult,
+  type DatasetLayout,
+  type PoolPlan,
+  type PoolRequest,
+} from './jobs/zfs-pool.js';
+export {
+  attachImage,
+  detachImage,
+  destroyImage,
+  statusImages,
+  readImageZfs,
+  type AttachOptions,
+  type AttachedImage,
+  type DetachResult,
+  type DestroyResult,
+  type ImageStatus,
+  type LifecycleOptions,
+  type MountedDataset,
+  type StatusReport,
+} from './jobs/attach.js';
+export {
+  detectFlavour,
+  capabilitiesOf,
+  checkPoolName,
+  checkDatasetPath,
+  DEFAULT_COMPATIBILITY,
+  type ZfsCapabilities,
+  type ZfsFlavour,
+  type ZfsKind,
+} from './tools/zfs.js';
