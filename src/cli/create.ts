@@ -4,8 +4,9 @@ import { UsageError } from '../errors.js';
 import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES } from '../layout/plan.js';
 import { formatSize, parseSize } from '../layout/units.js';
 import { printResult, progressPrinter, type CliContext } from './context.js';
+import { zfsCreateOptions, zfsCreateRequest, type ZfsCreateFlags } from './zfs.js';
 
-interface CreateFlags {
+interface CreateFlags extends ZfsCreateFlags {
   size: string;
   fs: (typeof FS_TYPES)[number];
   sparse?: boolean;
@@ -30,7 +31,7 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | 
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  program
+  const command = program
     .command('create', { isDefault: true })
     .description('create an image file (the default command)')
     .argument('<image>', 'path of the image file to create')
@@ -47,9 +48,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'replace an existing IMAGE (without it an existing file is never touched)')
     .option('--json', 'print one JSON document describing the result on stdout')
     .option('-q, --quiet', 'print nothing on success')
-    .option('-v, --verbose', 'print stacks with errors')
-    .action(async (image: string, flags: CreateFlags) => {
+    .option('-v, --verbose', 'print stacks with errors');
+  zfsCreateOptions(command).action(async (image: string, flags: CreateFlags) => {
       ctx.out = flags;
+      const zfs = zfsCreateRequest(flags.fs, flags);
       const { createImage } = await import('../jobs/create.js');
       const result = await createImage({
         path: image,
@@ -65,6 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
         sourceDateEpoch: sourceDateEpoch(),
         populateDir: flags.populate,
         force: flags.force,
+        zfs,
         signal: ctx.signal,
         onProgress: progressPrinter(flags),
       });
@@ -74,6 +77,10 @@ export function register(program: Command, ctx: CliContext): void {
           `  partition ${formatSize(result.layout.partitionOffsetBytes)} .. end (${formatSize(result.layout.partitionSizeBytes)}), guest /dev/pmem0 ${formatSize(result.layout.pmemSizeBytes)} fsdax (${result.memmap} memmap)`,
           `  PFN uuid ${result.ids.pfnUuid}${result.fs === 'ext4' || result.fs === 'xfs' ? `, filesystem uuid ${result.ids.fsUuid}` : ''}`,
         ];
+        if (result.zfs) {
+          lines.push(`  zfs pool ${result.zfs.pool} (guid ${result.zfs.guid}, ${result.zfs.format}, ${result.zfs.flavour}): ${result.zfs.datasets.length} datasets${result.zfs.snapshots.length ? `, snapshots ${result.zfs.snapshots.join(' ')}` : ''}`);
+          lines.push(result.zfs.attached ? `  attached: ${result.zfs.attached.loopDevice}, mounted under ${result.zfs.attached.mountpoints[0]?.mountpoint ?? '(nothing mounted)'}` : `  exported; the guest imports it with: zpool import -d /dev/pmem0 ${result.zfs.pool}`);
+        }
         if (result.roundedUpBytes > 0) {
           lines.push(`  size rounded up from ${result.requestedBytes} to ${result.sizeBytes} bytes: images are a multiple of ${formatSize(result.alignBytes)}`);
         }

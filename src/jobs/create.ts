@@ -32,6 +32,8 @@ import { attachLoop, detachLoop } from '../tools/losetup.js';
 import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from './undo.js';
+import type { AttachedImage } from './attach.js';
+import type { BuildPoolResult, PoolRequest } from './zfs-pool.js';
 
 export interface CreateOptions {
   path: string;
@@ -55,6 +57,8 @@ export interface CreateOptions {
   populateDir?: string;
   /** Replace an existing file at `path`. */
   force?: boolean;
+  /** --fs zfs: the pool and its tree; `mount` leaves the image attached with the pool imported there. */
+  zfs?: Omit<PoolRequest, 'populateDir'> & { mount?: string; owner?: string };
   signal?: AbortSignal;
   onProgress?: (event: { phase: string; message: string }) => void;
 }
@@ -81,6 +85,8 @@ export interface CreateResult {
     pmemSizeBytes: number;
   };
   ids: HeaderIds & { fsUuid: string };
+  /** --fs zfs: the pool built (always exported at the end of the build), and where it is mounted with --mount. */
+  zfs?: Omit<BuildPoolResult, 'flavour'> & { flavour: string; attached?: AttachedImage };
   /** Milliseconds per phase. */
   timings: Record<string, number>;
 }
@@ -145,6 +151,8 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<void> {
     const p = await fs.stat(o.populateDir).catch(() => undefined);
     if (!p?.isDirectory()) throw new UsageError(`--populate ${o.populateDir} is not a directory`, { populateDir: o.populateDir });
   }
+  if (plan.fs === 'zfs' && !o.zfs) throw new UsageError('--fs zfs needs --pool NAME: the name the guest imports (zpool import -d /dev/pmem0 NAME)');
+  if (plan.fs !== 'zfs' && o.zfs) throw new UsageError(`pool options only apply to --fs zfs, not --fs ${plan.fs}`);
   const needsLoop = plan.fs === 'xfs' || plan.fs === 'zfs';
   if (needsLoop && process.getuid?.() !== 0) {
     throw new PermissionError(`--fs ${plan.fs} formats a loop device of the partition, which needs root: run mkimage as root (e.g. with sudo)`, { fs: plan.fs });
@@ -154,10 +162,20 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<void> {
     ...(plan.fs === 'ext4' ? ['mkfs.ext4'] : []),
     ...(plan.fs === 'xfs' ? ['mkfs.xfs', 'losetup'] : []),
     ...(plan.fs === 'xfs' && o.populateDir ? ['mount', 'umount', 'cp'] : []),
+    ...(plan.fs === 'zfs' ? ['losetup', 'zpool', 'zfs'] : []),
   ];
   for (const tool of tools) {
     if (!(await hasTool(tool))) {
       throw new ToolMissingError(`${tool} is not installed or not on PATH: install the Debian package ${TOOL_PACKAGES[tool] ?? tool} (nothing was created)`, { tool, package: TOOL_PACKAGES[tool] });
+    }
+  }
+  if (plan.fs === 'zfs' && o.zfs) {
+    // Names, options, which ZFS runs and that it answers, the pool name free: all before writing.
+    const { preflightPool } = await import('./zfs-pool.js');
+    await preflightPool({ ...o.zfs, populateDir: o.populateDir }, undefined, o.signal);
+    if (o.zfs.owner !== undefined) {
+      const { checkOwner } = await import('./attach.js');
+      checkOwner(o.zfs.owner);
     }
   }
   if (!o.sparse) {
@@ -176,8 +194,18 @@ function isNoSpace(e: unknown): boolean {
   return e instanceof ToolFailedError && /No space left|ENOSPC/i.test(String(e.data.stderr ?? ''));
 }
 
-async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void): Promise<void> {
+async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void): Promise<BuildPoolResult | undefined> {
   const signal = o.signal;
+  if (plan.fs === 'zfs' && o.zfs) {
+    phase('loop', 'attaching the partition');
+    const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.partition.sizeBytes, signal });
+    const loopUndo = undo.push(`loop device ${device}`, () => detachLoop(device));
+    phase('zpool', `zpool ${o.zfs.pool} on ${device}`);
+    const { buildPool } = await import('./zfs-pool.js');
+    const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal }, undo);
+    await undo.settle(loopUndo);
+    return pool;
+  }
   if (plan.fs === 'ext4') {
     phase('mkfs', `mkfs.ext4 ${formatSize(plan.fsSizeBytes)}${o.populateDir ? ` from ${o.populateDir}` : ''}`);
     await mkfsExt4({
@@ -232,6 +260,7 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   const target = resolve(o.path);
   const sparse = o.sparse ?? false;
 
+  let pool: BuildPoolResult | undefined;
   await withUndo(o.signal, async (undo) => {
     const temp = tempPathFor(target);
     phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
@@ -252,13 +281,21 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
     }
     phase('header', 'writing MBR/GPT and PFN info block');
     await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
-    await formatPartition(o, plan, temp, ids, undo, phase);
+    pool = await formatPartition(o, plan, temp, ids, undo, phase);
     phase('publish', `renaming into place as ${o.path}`);
     await fsyncFile(temp);
     checkAborted(o.signal, 'publish');
     await publish(temp, target, o.force ?? false);
     undo.commit();
   });
+  let attached: AttachedImage | undefined;
+  if (o.zfs?.mount !== undefined) {
+    // The pool is imported again from the final path (a loop device records the path it was
+    // attached with): the image is complete and in place whatever happens now.
+    phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
+    const { attachImage } = await import('./attach.js');
+    attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
+  }
   timings[current] = (timings[current] ?? 0) + (performance.now() - t);
 
   return {
@@ -290,6 +327,7 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
       partitionGuid: ids.partitionGuid,
       partitionName: ids.partitionName,
     },
+    zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
     timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
   };
 }

@@ -12,6 +12,7 @@ import { MBR_BYTES, MBR_TYPE_GPT_PROTECTIVE, checkMbr, decodeMbr } from '../layo
 import { PFN_MODE_PMEM, PFN_SB_BYTES, checkPfnInfo, decodePfnInfo, effectivePfn } from '../layout/pfn.js';
 import { PFN_INFO_OFFSET_BYTES, SECTOR_BYTES } from '../layout/units.js';
 import { bytesToUuid } from '../layout/uuid.js';
+import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 
 /** The bytes read from the start: MBR, GPT header, PFN block, GPT entries at LBA 16..47. */
 const HEAD_BYTES = 24 * 1024;
@@ -47,12 +48,6 @@ export interface PfnReport {
   checksum: string;
 }
 
-export interface ZfsLabelInfo {
-  pool: string;
-  guid: string;
-  [key: string]: unknown;
-}
-
 export interface ImageReport {
   path: string;
   sizeBytes: number;
@@ -62,19 +57,12 @@ export interface ImageReport {
   /** The partition the image's data lives in: the one starting at the PFN block's dataoff. */
   partition?: ImagePartition;
   pfn?: PfnReport;
-  filesystem?: DetectedFs | { type: 'zfs'; pool: string; guid: string; [key: string]: unknown };
+  filesystem?: DetectedFs | ({ type: 'zfs' } & DetectedZfsLabel);
   /** Every rule that fails, with the field that fails it. Empty = a guest gets fsdax /dev/pmem0. */
   problems: Problem[];
   /** No problem at all: host tools and a guest kernel both accept the image. */
   ok: boolean;
   guest: { accepts: boolean; pmemSizeBytes?: number; namespaceMode: 'fsdax' | 'raw' | 'none' };
-}
-
-/** Pluggable ZFS label reader (src/layout/zfs-label.ts provides it); undefined when not a pool. */
-export type ZfsDetector = (path: string, partitionOffsetBytes: number, partitionSizeBytes: number) => Promise<ZfsLabelInfo | undefined>;
-let zfsDetector: ZfsDetector | undefined;
-export function setZfsDetector(d: ZfsDetector): void {
-  zfsDetector = d;
 }
 
 function pfnReport(buf: Buffer): PfnReport {
@@ -205,9 +193,8 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
   if (at !== undefined && at < sizeBytes) {
     const detected = detectFs(await readAt(path, at, FS_MAGIC_PROBE_BYTES));
     if (detected) report.filesystem = detected;
-    else if (zfsDetector) {
-      const size = report.partition?.sizeBytes ?? sizeBytes - at;
-      const z = await zfsDetector(path, at, size).catch(() => undefined);
+    else {
+      const z = await detectZfsLabel(path, at, report.partition?.sizeBytes ?? sizeBytes - at);
       if (z) report.filesystem = { type: 'zfs', ...z };
     }
   }
