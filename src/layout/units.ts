@@ -42,6 +42,7 @@ export function parseSize(text: string, what = 'size'): number {
       { text },
     );
   }
+  if (!m[2] && m[1]!.includes('.')) throw new UsageError(`${what} "${text}" is not a whole number of bytes: a decimal needs a unit, e.g. 1.5G`, { text });
   const bytes = Math.ceil(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
   if (!Number.isSafeInteger(bytes)) {
     throw new UsageError(`${what} "${text}" is too large (${bytes} bytes)`, { text });

@@ -121,7 +121,7 @@ describe('kernel rules (nd_pfn_validate)', () => {
   });
   it('rejects a flipped byte anywhere in the block through the checksum', () => {
     const buf = encodePfnInfo(good());
-    buf[0x40] ^= 0x01;
+    buf[0x40]! ^= 0x01;
     expect(fields(decodePfnInfo(buf))).toEqual(['checksum']);
   });
   it('rejects a parent_uuid that is not the namespace uuid', () => {
@@ -164,6 +164,13 @@ describe('kernel rules (nd_pfn_validate)', () => {
   });
   it('rejects a start_pad that misaligns the start', () => {
     expect(fields(withChecksum({ ...good(), startPad: 4096 }))).toContain('startPad');
+  });
+  it('rejects an align that is not a power of two (dataoff a multiple of it, so only this rule fails)', () => {
+    expect(fields(withChecksum({ ...good(), align: 3 * MiB, dataOff: BigInt(6 * MiB) }))).toEqual(['align']);
+  });
+  it('reads start_pad and end_trunc as 0 below version 1.1', () => {
+    expect(fields(withChecksum({ ...good(), versionMinor: 0, startPad: 4096, endTrunc: 4096 }))).toEqual([]);
+    expect(fields(withChecksum({ ...good(), versionMinor: 1, startPad: 4096, endTrunc: 0 }))).toContain('startPad');
   });
   it('rejects a dataoff below the 8 KiB info block reserve', () => {
     expect(fields(withChecksum({ ...good(), dataOff: 4096n, align: 4096 }))).toEqual(['dataOff']);
