@@ -134,10 +134,10 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
     problems.push(...checkGptHeader(backup, undefined, totalSectors, totalSectors - 1).map((p) => ({ field: `gptBackup.${p.field}`, message: p.message })));
     report.table.diskGuid = bytesToUuid(header.diskGuid);
     if (entries) {
-      decodeGptEntries(entries, header.numberOfPartitionEntries, header.sizeOfPartitionEntry).forEach((e, index) => {
+      decodeGptEntries(entries, header.numberOfPartitionEntries, header.sizeOfPartitionEntry).forEach((e) => {
         const d = describeGptEntry(e);
         report.partitions.push({
-          index,
+          index: e.slot,
           offsetBytes: d.startingLba * SECTOR_BYTES,
           sizeBytes: (d.endingLba - d.startingLba + 1) * SECTOR_BYTES,
           startLba: d.startingLba,

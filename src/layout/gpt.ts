@@ -207,13 +207,15 @@ export function decodeGptHeader(buf: Buffer): GptHeader {
   return { ...h, signature: Buffer.from(h.signature), diskGuid: Buffer.from(h.diskGuid) };
 }
 
-export function decodeGptEntries(array: Buffer, count = GPT_ENTRY_COUNT, size = GPT_ENTRY_BYTES): GptEntry[] {
-  const out: GptEntry[] = [];
+/** The used entries, each with its slot number in the array (empty slots are skipped). */
+export function decodeGptEntries(array: Buffer, count = GPT_ENTRY_COUNT, size = GPT_ENTRY_BYTES): Array<GptEntry & { slot: number }> {
+  const out: Array<GptEntry & { slot: number }> = [];
   for (let i = 0; i < count && (i + 1) * size <= array.length; i++) {
     const e = GPT_ENTRY.decode(array, i * size);
     if (e.partitionTypeGuid.every((b) => b === 0)) continue;
     out.push({
       ...e,
+      slot: i,
       partitionTypeGuid: Buffer.from(e.partitionTypeGuid),
       uniquePartitionGuid: Buffer.from(e.uniquePartitionGuid),
       partitionName: Buffer.from(e.partitionName),
@@ -252,9 +254,9 @@ export function checkGptHeader(h: GptHeader, entries: Buffer | undefined, totalS
     if (ecrc !== h.partitionEntryArrayCrc32) {
       add('partitionEntryArrayCrc32', `entry array crc32 is 0x${h.partitionEntryArrayCrc32.toString(16)}, computed 0x${ecrc.toString(16)}`);
     }
-    for (const [i, e] of decodeGptEntries(entries, h.numberOfPartitionEntries, h.sizeOfPartitionEntry).entries()) {
+    for (const e of decodeGptEntries(entries, h.numberOfPartitionEntries, h.sizeOfPartitionEntry)) {
       if (e.startingLba < h.firstUsableLba || e.endingLba > h.lastUsableLba || e.startingLba > e.endingLba) {
-        add(`entries[${i}]`, `partition LBAs ${e.startingLba}..${e.endingLba} are outside the usable ${h.firstUsableLba}..${h.lastUsableLba}`);
+        add(`entries[${e.slot}]`, `partition LBAs ${e.startingLba}..${e.endingLba} are outside the usable ${h.firstUsableLba}..${h.lastUsableLba}`);
       }
     }
   }

@@ -25,13 +25,14 @@ export type TableType = (typeof TABLE_TYPES)[number];
 /**
  * The smallest partition each filesystem accepts.
  * ext4: mke2fs makes no journal below 8 MiB with 4 KiB blocks ("Filesystem too small for a journal").
- * xfs: xfsprogs >= 5.19 refuses 300 MiB or less ("Filesystem must be larger than 300MB").
+ * xfs: xfsprogs >= 5.19 refuses less than 300 MiB ("Filesystem must be larger than 300MB";
+ *      it tests sb_dblocks < MEGABYTES(300): exactly 300 MiB is accepted).
  * zfs: a vdev must be at least SPA_MINDEVSIZE, 64 MiB.
  */
 export const MIN_PARTITION_BYTES: Readonly<Record<FsType, number>> = {
   none: FS_BLOCK_BYTES,
   ext4: 8 * MiB,
-  xfs: 300 * MiB + FS_BLOCK_BYTES,
+  xfs: 300 * MiB,
   zfs: 64 * MiB,
 };
 
@@ -107,7 +108,7 @@ export function planLayout(o: PlanOptions): LayoutPlan {
   const minimum = minimumImageBytes(o.fs, memmap, table, imageAlignBytes);
   if (sizeBytes < minimum) {
     throw new UsageError(
-      `size ${formatSize(o.sizeBytes)} is too small for ${o.fs === 'none' ? 'an image' : o.fs}${memmap === 'pmem' ? ' with --memmap pmem' : ''}: the minimum is ${formatSize(minimum)} (${formatSize(dataOffFor(minimum, memmap))} of headers + ${formatSize(MIN_PARTITION_BYTES[o.fs])} for the filesystem)`,
+      `size ${formatSize(o.sizeBytes)} is too small for ${o.fs === 'none' ? 'an image' : o.fs}${memmap === 'pmem' ? ' with --memmap pmem' : ''}: the minimum is ${formatSize(minimum)} (${formatSize(dataOffFor(minimum, memmap) + tailBytes(table))} of headers + ${formatSize(MIN_PARTITION_BYTES[o.fs])} for the filesystem${dataOffFor(minimum, memmap) + tailBytes(table) + MIN_PARTITION_BYTES[o.fs] < minimum ? `, rounded up to a multiple of ${formatSize(imageAlignBytes)}` : ''})`,
       { requestedBytes: o.sizeBytes, minimumBytes: minimum },
     );
   }

@@ -35,15 +35,16 @@ const UNITS: Readonly<Record<string, number>> = { '': 1, K: KiB, M: MiB, G: GiB,
  * safe number of bytes.
  */
 export function parseSize(text: string, what = 'size'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)(?:i?[bB])?\s*$/.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kKmMgGtTpP])(?:i?[bB])?|[bB])?\s*$/.exec(text);
   if (!m) {
     throw new UsageError(
       `${what} "${text}" is not a size: give bytes or a number with K, M, G or T (powers of 1024), e.g. 20G or 512M`,
       { text },
     );
   }
-  if (!m[2] && m[1]!.includes('.')) throw new UsageError(`${what} "${text}" is not a whole number of bytes: a decimal needs a unit, e.g. 1.5G`, { text });
-  const bytes = Math.ceil(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
+  const unit = (m[2] ?? '').toUpperCase();
+  if (!unit && m[1]!.includes('.')) throw new UsageError(`${what} "${text}" is not a whole number of bytes: a decimal needs a unit, e.g. 1.5G`, { text });
+  const bytes = Math.ceil(Number(m[1]) * UNITS[unit]!);
   if (!Number.isSafeInteger(bytes)) {
     throw new UsageError(`${what} "${text}" is too large (${bytes} bytes)`, { text });
   }
