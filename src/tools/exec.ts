@@ -153,7 +153,12 @@ export const run: Runner = async (file, args, options = {}) => {
   }
   const exitCode = r.exitCode ?? -1;
   const ok = options.okExitCodes ?? [0];
-  if (r.canceled || r.timedOut || r.signal !== null || !ok.includes(exitCode)) {
+  // A program that finished its work before the abort reached it (exit status ok, not killed) has
+  // done that work: losetup attached a device, mount mounted, zpool created a pool. Reporting it
+  // as interrupted would keep the caller from recording the inverse on its Undo, and the device,
+  // mount or pool would outlive the job. So it succeeds; the job stops at its next checkAborted.
+  const completed = r.signal === null && ok.includes(exitCode);
+  if (!completed || r.timedOut) {
     const why = r.canceled
       ? 'was interrupted'
       : r.timedOut
