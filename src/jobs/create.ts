@@ -28,7 +28,7 @@ import { DAX_ALIGN_BYTES, MiB, alignDown, formatSize } from '../layout/units.js'
 import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
 import { TOOL_PACKAGES, hasTool } from '../tools/exec.js';
 import { fallocate } from '../tools/fallocate.js';
-import { attachLoop, detachLoop } from '../tools/losetup.js';
+import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
 import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from './undo.js';
@@ -194,12 +194,28 @@ function isNoSpace(e: unknown): boolean {
   return e instanceof ToolFailedError && /No space left|ENOSPC/i.test(String(e.data.stderr ?? ''));
 }
 
+/**
+ * Undo steps recorded before the step they undo runs. A tool stopped by a signal after it did its
+ * work (losetup attached, mount mounted) but before it exited cleanly reports failure, and the
+ * device or mount would outlive the job if only its success recorded the undo. So the undo goes
+ * first and checks what is there: every loop device of the temporary file is this job's; a mount
+ * point is one when it lies on another device than its parent.
+ */
+async function detachLoopsOf(file: string): Promise<void> {
+  for (const d of await loopsOfFile(file)) await detachLoop(d.name);
+}
+
+async function umountIfMounted(dir: string): Promise<void> {
+  const [here, parent] = await Promise.all([fs.stat(dir), fs.stat(dirname(dir))]);
+  if (here.dev !== parent.dev) await umount(dir);
+}
+
 async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void): Promise<BuildPoolResult | undefined> {
   const signal = o.signal;
   if (plan.fs === 'zfs' && o.zfs) {
     phase('loop', 'attaching the partition');
+    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.partition.sizeBytes, signal });
-    const loopUndo = undo.push(`loop device ${device}`, () => detachLoop(device));
     phase('zpool', `zpool ${o.zfs.pool} on ${device}`);
     const { buildPool } = await import('./zfs-pool.js');
     const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal }, undo);
@@ -221,8 +237,8 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     });
   } else if (plan.fs === 'xfs') {
     phase('loop', 'attaching the partition');
+    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.fsSizeBytes, signal });
-    const loopUndo = undo.push(`loop device ${device}`, () => detachLoop(device));
     checkAborted(signal, 'loop attach');
     phase('mkfs', `mkfs.xfs ${formatSize(plan.fsSizeBytes)} on ${device}`);
     await mkfsXfs({ device, uuid: ids.fsUuid, label: o.label, signal });
@@ -231,8 +247,8 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
       phase('populate', `copying ${o.populateDir}`);
       const dir = await fs.mkdtemp(`${dirname(temp)}/.mkimage-mnt-`);
       const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir));
+      const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir));
       await mount(device, dir, 'xfs', [], signal);
-      const mountUndo = undo.push(`mount ${dir}`, () => umount(dir));
       await copyTree(o.populateDir, dir, signal);
       await undo.settle(mountUndo);
       await undo.settle(dirUndo);

@@ -71,3 +71,12 @@ export async function listLoops(run: Runner = defaultRun): Promise<LoopDevice[]>
 export async function findLoops(file: string, offsetBytes?: number, run: Runner = defaultRun): Promise<LoopDevice[]> {
   return (await listLoops(run)).filter((d) => d.backFile === file && (offsetBytes === undefined || d.offsetBytes === offsetBytes));
 }
+
+/**
+ * The loop devices backed by `file`, found by its inode (`losetup --associated`): whatever path
+ * they were attached by, even after the file was renamed or deleted.
+ */
+export async function loopsOfFile(file: string, run: Runner = defaultRun): Promise<LoopDevice[]> {
+  const r = await run('losetup', ['--json', '--list', '--associated', file, '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO']);
+  return parseLoopList(r.stdout);
+}
