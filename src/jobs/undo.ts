@@ -25,12 +25,15 @@ export class Undo {
     return id;
   }
 
-  /** Runs one recorded step now (a loop device no longer needed) and forgets it. */
+  /**
+   * Runs one recorded step now (a loop device no longer needed) and forgets it once it worked. A
+   * step that fails stays recorded, so that unwinding tries it again (a detach killed by Ctrl-C).
+   */
   async settle(id: number): Promise<void> {
-    const i = this.steps.findIndex((s) => s.id === id);
-    if (i < 0) return;
-    const [step] = this.steps.splice(i, 1);
-    await step!.run();
+    const step = this.steps.find((s) => s.id === id);
+    if (!step) return;
+    await step.run();
+    this.steps.splice(this.steps.indexOf(step), 1);
   }
 
   /** Forget every step: what was done stays done. */
