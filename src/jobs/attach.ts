@@ -185,7 +185,8 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
       }
       return status(zfs, info, ours, p, true);
     }
-    const vdevs = await zfs.poolVdevs(p.name).catch(() => [] as string[]);
+    // zfs-fuse shows devices under /dev without the /dev/.
+    const vdevs = (await zfs.poolVdevs(p.name).catch(() => [] as string[])).map((v) => (v.includes('/') ? v : `/dev/${v}`));
     const where = vdevs.length ? vdevs.join(', ') : 'another device';
     throw new PoolError(
       p.name === label.pool

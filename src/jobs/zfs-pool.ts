@@ -183,7 +183,40 @@ export function vdevsInclude(vdevs: readonly string[], device: string): boolean 
 async function destroyIfOurs(zfs: Zfs, name: string, device: string): Promise<void> {
   if (!(await zfs.findPool(name))) return;
   if (!vdevsInclude(await zfs.poolVdevs(name), device)) return;
-  await zfs.destroyPool(name);
+  try {
+    await zfs.destroyPool(name);
+  } catch (e) {
+    // An export killed by the signal may still have finished meanwhile: gone is gone.
+    if (await zfs.findPool(name)) throw e;
+  }
+}
+
+/** Mount points at or below `dir` (from /proc/self/mounts). */
+async function mountsBelow(dir: string): Promise<string[]> {
+  const text = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .map((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`));
+}
+
+/**
+ * Removes the build directory and the empty mountpoint directories in it. zfs-fuse unmounts
+ * through FUSE: a mount can outlive `zpool destroy`/`export` by a moment, so wait for it (never
+ * removing anything that is not an empty directory).
+ */
+export async function removeBuildDir(dir: string, attempts = 30, pauseMs = 100): Promise<void> {
+  for (let i = 0; ; i++) {
+    if (await removeEmptyTree(dir)) return;
+    const mounts = await mountsBelow(dir);
+    if (!mounts.length || i >= attempts) {
+      throw new PoolError(
+        mounts.length ? `${dir} still has ${mounts.join(', ')} mounted: unmount it (zfs unmount -a / zpool export)` : `${dir} is not empty: files were written below a mountpoint while nothing was mounted there; left as it is`,
+        { dir, mounts },
+      );
+    }
+    await new Promise((r) => setTimeout(r, pauseMs));
+  }
 }
 
 export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildPoolResult> {
@@ -212,9 +245,7 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   checkAborted(signal, 'zpool create');
 
   const altroot = await fs.mkdtemp(join(tmpdir(), 'mkimage-zpool-'));
-  const altrootUndo = undo.push(`pool build directory ${altroot}`, async () => {
-    await removeEmptyTree(altroot);
-  });
+  const altrootUndo = undo.push(`pool build directory ${altroot}`, () => removeBuildDir(altroot));
   // Pushed before `zpool create` runs: a create that fails after making the pool (zfs-fuse exits 1
   // when it cannot mount) or is killed by a signal still has its pool destroyed.
   const cleanup = zfs.forCleanup();

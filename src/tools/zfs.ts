@@ -532,19 +532,29 @@ export function parseDatasetList(stdout: string): DatasetInfo[] {
     }));
 }
 
-/** The leaf vdev paths of `zpool status` (both flavours print a path per line under config:). */
+/** Group lines of a `zpool status` config, not devices. */
+const VDEV_GROUP = /^(mirror|raidz[123]?|draid[^ ]*|spare|replacing|logs|cache|spares|special|dedup)(-\d+)?$/;
+
+/**
+ * The leaf vdevs of `zpool status`: the device column of the config table after the pool's own
+ * line. zfs-fuse prints a device under /dev without "/dev/" ("loop0") and any other path in full;
+ * OpenZFS with -P prints full paths. Compare them by basename.
+ */
 export function parseStatusVdevs(stdout: string): string[] {
   const out: string[] = [];
-  let inConfig = false;
+  let state: 'before' | 'header' | 'pool' | 'vdevs' = 'before';
   for (const line of stdout.split('\n')) {
-    if (/^\s*config:/.test(line)) {
-      inConfig = true;
-      continue;
+    const first = line.trim().split(/\s+/)[0] ?? '';
+    if (state === 'before') {
+      if (/^\s*config:/.test(line)) state = 'header';
+    } else if (state === 'header') {
+      if (first === 'NAME') state = 'pool';
+    } else if (state === 'pool') {
+      if (first) state = 'vdevs'; // the pool's own line
+    } else {
+      if (!first || /^errors:/.test(first)) break;
+      if (!VDEV_GROUP.test(first)) out.push(first);
     }
-    if (inConfig && /^\s*errors:/.test(line)) break;
-    if (!inConfig) continue;
-    const first = line.trim().split(/\s+/)[0];
-    if (first && first.startsWith('/')) out.push(first);
   }
   return out;
 }

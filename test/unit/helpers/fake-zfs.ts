@@ -81,7 +81,9 @@ export class FakeZfs {
         }
         case 'status': {
           const p = this.pools.get(last) ?? fail(`cannot open '${last}': no such pool`);
-          return ok(`  pool: ${p.name}\n state: ONLINE\nconfig:\n\n\tNAME STATE READ WRITE CKSUM\n\t${p.name} ONLINE 0 0 0\n\t  ${p.vdev} ONLINE 0 0 0\n\nerrors: No known data errors\n`);
+          // zfs-fuse shows a device under /dev without the /dev/ (as the real one does).
+          const shown = fuse && p.vdev.startsWith('/dev/') ? p.vdev.slice(5) : p.vdev;
+          return ok(`  pool: ${p.name}\n state: ONLINE\nconfig:\n\n\tNAME STATE READ WRITE CKSUM\n\t${p.name} ONLINE 0 0 0\n\t  ${shown} ONLINE 0 0 0\n\nerrors: No known data errors\n`);
         }
         case 'create': {
           const device = last;

@@ -344,6 +344,14 @@ describe('output parsers', () => {
     ].join('\n');
     expect(parseStatusVdevs(status)).toEqual(['/tmp/zx/dev2/loop0']);
   });
+
+  it('zpool status vdevs: zfs-fuse drops /dev/ from device names; groups are skipped', () => {
+    const fuse = "  pool: mkt1\n state: ONLINE\n scrub: none requested\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\tmkt1        ONLINE       0     0     0\n\t  loop0     ONLINE       0     0     0\n\nerrors: No known data errors\n";
+    expect(parseStatusVdevs(fuse)).toEqual(['loop0']);
+    const mirror = 'config:\n\n\tNAME           STATE\n\ttank           ONLINE\n\t  mirror-0     ONLINE\n\t    /dev/sda1  ONLINE\n\t    /dev/sdb1  ONLINE\n\tlogs\n\t  /dev/nvme0n1 ONLINE\n\nerrors: No known data errors\n';
+    expect(parseStatusVdevs(mirror)).toEqual(['/dev/sda1', '/dev/sdb1', '/dev/nvme0n1']);
+    expect(parseStatusVdevs("cannot open 'x': no such pool")).toEqual([]);
+  });
 });
 
 describe('Zfs calls', () => {
