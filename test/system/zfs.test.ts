@@ -143,7 +143,9 @@ describe('buildPool on real zfs-fuse (the library, as create uses it)', () => {
     expect(seen).toContain(`zpool destroy -f ${pool}`);
     expect(await importedPools()).not.toContain(pool);
     await expect(lstat(img)).rejects.toThrow(/ENOENT/);
-    expect((await readdir('/tmp')).filter((f) => f.startsWith('mkimage-zpool-')).length).toBe(0);
+    // The private altroot the build mounted under is gone too.
+    const altroot = /-R (\S+)/.exec(seen.find((c) => c.startsWith('zpool create'))!)![1]!;
+    await expect(lstat(altroot)).rejects.toThrow(/ENOENT/);
   });
 
   it('--populate copies a tree into the pool; the label carries name and guid', async () => {
@@ -175,13 +177,13 @@ describe('buildPool on real zfs-fuse (the library, as create uses it)', () => {
 });
 
 describe('the image after create: attach, detach, destroy, status (CLI)', () => {
-  it('--mount and --owner, write a file, detach (a reboot), attach again and read it back', async () => {
+  it('create --mount --owner, write a file, detach (a reboot), attach again and read it back', async () => {
     const img = join(dir, 'life.img');
     const pool = poolName();
-    await buildImage(img, { pool });
     const mnt = join(dir, 'mnt');
-    const a = await json(['attach', img, '--mount', mnt, '--owner', 'nobody:nogroup']);
-    expect(a).toMatchObject({ pool, health: 'ONLINE', altroot: mnt, alreadyAttached: false, flavour: 'zfs-fuse 0.7.0 (pool version 23)' });
+    const created = await json(['create', '--size', '128M', '--sparse', '--fs', 'zfs', '--pool', pool, '--mount', mnt, '--owner', 'nobody:nogroup', img]);
+    const a = created.zfs.attached;
+    expect(a).toMatchObject({ file: img, pool, health: 'ONLINE', altroot: mnt, alreadyAttached: false, flavour: 'zfs-fuse 0.7.0 (pool version 23)' });
     expect(a.loopDevice).toMatch(/^\/dev\/loop\d+$/);
     expect(a.mountpoints.map((m: { dataset: string }) => m.dataset)).toEqual([pool, `${pool}/runtime`, `${pool}/storage`, `${pool}/storage/empty`]);
     const owner = await stat(join(mnt, pool, 'storage'));
@@ -249,11 +251,18 @@ describe('the image after create: attach, detach, destroy, status (CLI)', () => 
     const pool = poolName();
     await buildImage(img, { pool, layout: 'none' });
     await json(['attach', img]);
-    // A copy taken while attached: its labels say "active". Another host's hostid in them, as if
-    // that host had crashed with the pool imported (each label's checksum made right again).
+    // Copies taken while attached: their labels say "active", as after a crash or a reboot.
+    const crashed = join(dir, 'crashed.img');
+    await sh('cp', ['--sparse=always', img, crashed]);
     await sh('cp', ['--sparse=always', img, copy]);
     await json(['detach', img]);
     const partSize = SIZE - 2 * MiB;
+    // Last used by this host: ZFS imports it without -f (what a reboot while attached leaves).
+    expect(await detectZfsLabel(crashed, 2 * MiB, partSize)).toMatchObject({ pool, state: 'active' });
+    expect((await json(['attach', crashed])).health).toBe('ONLINE');
+    await json(['detach', crashed]);
+    // Another host's hostid in them, as if that host had crashed with the pool imported (each
+    // label's checksum made right again).
     for (const off of vdevPhysOffsets(partSize)) {
       const b = Buffer.from(await readAt(copy, 2 * MiB + off, VDEV_PHYS_BYTES));
       const at = b.indexOf(Buffer.from('hostid\0\0', 'latin1')) + 16;
