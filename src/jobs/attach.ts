@@ -92,7 +92,9 @@ export async function readImageZfs(path: string): Promise<ImageZfsInfo> {
   if (!part || !header.pfn) {
     throw new InvalidImageError(`${path} is not an mkimage image: ${!header.pfn ? 'no PFN info block at 4 KiB' : 'no partition at the PFN data offset'}`, { path });
   }
-  const label = await detectZfsLabel(file, part.offsetBytes, part.sizeBytes);
+  // inspect reads the label already when it finds no other filesystem there.
+  const fsFound = header.filesystem;
+  const label = fsFound?.type === 'zfs' ? (fsFound as DetectedZfsLabel) : fsFound ? undefined : await detectZfsLabel(file, part.offsetBytes, part.sizeBytes);
   return { file, partition: { offsetBytes: part.offsetBytes, sizeBytes: part.sizeBytes }, label };
 }
 

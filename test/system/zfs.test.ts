@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { removeEmptyTree } from '../../src/file/empty-dirs.js';
 import { createSparseFile, readAt, removeIfExists, writeAt } from '../../src/file/image-file.js';
 import { makeIds } from '../../src/jobs/create.js';
 import { readImageHeader } from '../../src/jobs/inspect.js';
@@ -191,6 +192,11 @@ describe('the image after create: attach, detach, destroy, status (CLI)', () => 
     expect(owner.uid).toBe(Number(nobody.stdout.trim()));
 
     await writeFile(join(mnt, pool, 'storage', 'kept.txt'), 'survives detach\n');
+    // The clean-up of empty directories never reaches into a mounted pool (storage/empty is an
+    // empty, mounted dataset).
+    expect(await removeEmptyTree(mnt)).toBe(false);
+    expect(await readdir(join(mnt, pool, 'storage'))).toEqual(expect.arrayContaining(['empty', 'kept.txt']));
+    expect((await sh('zfs', ['list', '-H', '-o', 'mounted', `${pool}/storage/empty`])).stdout.trim()).toBe('yes');
     const again = await json(['attach', img, '--mount', mnt]);
     expect(again.alreadyAttached).toBe(true);
     expect(again.loopDevice).toBe(a.loopDevice);
