@@ -147,3 +147,58 @@ export async function settleDirTimes(root: string): Promise<void> {
   }
   await walk(root);
 }
+
+export const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export interface OciLayoutOptions {
+  /** Store layers gzip-compressed (the usual registry form). */
+  gzip?: boolean;
+  /** The index.json entries' names: the first gets both the containerd and the OCI annotation. */
+  names?: string[];
+  /** Wrap the manifest in an image index with a second, foreign platform. */
+  platformIndex?: boolean;
+  /** Replace this layer's blob by a valid gzip of something else. */
+  corruptLayer?: number;
+  /** Give this layer a wrong diff_id in the config. */
+  wrongDiffId?: number;
+  architecture?: string;
+}
+
+/**
+ * An OCI image layout directory holding `tars` as one image: blobs/sha256/*, a config with the
+ * diff_ids, a manifest, index.json (one entry per name, all naming the same manifest).
+ */
+export async function writeOciLayout(dir: string, tars: readonly Buffer[], o: OciLayoutOptions = {}): Promise<void> {
+  const { gzipSync } = await import('node:zlib');
+  await fs.mkdir(join(dir, 'blobs/sha256'), { recursive: true });
+  const put = async (b: Buffer) => {
+    const d = sha256(b);
+    await fs.writeFile(join(dir, 'blobs/sha256', d.slice(7)), b);
+    return { digest: d, size: b.length };
+  };
+  const arch = o.architecture ?? ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+  const config = Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: tars.map((t, i) => (i === o.wrongDiffId ? sha256(Buffer.from('other')) : sha256(t))) } }));
+  const layers = [];
+  for (const [i, t] of tars.entries()) {
+    const blob = o.gzip ? gzipSync(t) : t;
+    const d = await put(blob);
+    if (i === o.corruptLayer) await fs.writeFile(join(dir, 'blobs/sha256', d.digest.slice(7)), gzipSync(Buffer.from('not the layer')));
+    layers.push({ mediaType: `application/vnd.oci.image.layer.v1.tar${o.gzip ? '+gzip' : ''}`, ...d });
+  }
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await put(config)) }, layers }));
+  let top: Record<string, unknown> = { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...(await put(manifest)) };
+  if (o.platformIndex) {
+    const other = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(Buffer.from('x')), size: 1, platform: { os: 'linux', architecture: 'mips64' } };
+    const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [other, { ...top, platform: { os: 'linux', architecture: arch } }] }));
+    top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...(await put(idx)) };
+  }
+  const names = o.names ?? ['docker.io/library/test:1'];
+  await fs.writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await fs.writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: names.map((n, i) => ({ ...top, annotations: i === 0 ? { 'io.containerd.image.name': n, 'org.opencontainers.image.ref.name': n.split(':').pop() } : { 'org.opencontainers.image.ref.name': n } })),
+    }),
+  );
+}

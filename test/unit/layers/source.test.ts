@@ -1,14 +1,12 @@
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { LayerError, UsageError } from '../../../src/errors.js';
 import { applyLayer } from '../../../src/layers/apply.js';
-import { hostPlatform, layerDigests, openLayer, readSources, type SourceImage } from '../../../src/layers/source.js';
-import { listTree, tarOf, withTmp, type TestEntry } from './helpers.js';
+import { layerDigests, openLayer, readSources, type SourceImage } from '../../../src/layers/source.js';
+import { listTree, sha256 as sha, tarOf, withTmp, writeOciLayout, type TestEntry } from './helpers.js';
 
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 const LAYERS: TestEntry[][] = [
   [
@@ -31,50 +29,10 @@ async function layerBlobs(gzip: boolean): Promise<Built> {
   return { tars, blobs: tars.map((t) => (gzip ? gzipSync(t) : t)) };
 }
 
-/** An OCI image layout: blobs, a manifest, a config, index.json naming it. */
+/** An OCI image layout of LAYERS (gzip), named docker.io/library/test:1 and latest. */
 async function ociLayout(dir: string, opts: { platformIndex?: boolean; corruptLayer?: number; wrongDiffId?: number } = {}): Promise<Built> {
   const built = await layerBlobs(true);
-  await fs.mkdir(join(dir, 'blobs/sha256'), { recursive: true });
-  const put = async (b: Buffer) => {
-    const d = sha(b);
-    await fs.writeFile(join(dir, 'blobs/sha256', d.slice(7)), b);
-    return { digest: d, size: b.length };
-  };
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: hostPlatform().architecture,
-      os: 'linux',
-      rootfs: { type: 'layers', diff_ids: built.tars.map((t, i) => (i === opts.wrongDiffId ? sha(Buffer.from('other')) : sha(t))) },
-    }),
-  );
-  const layers = [];
-  for (const [i, b] of built.blobs.entries()) {
-    const d = await put(b);
-    if (i === opts.corruptLayer) {
-      // A valid gzip of other content: only the digest can tell.
-      await fs.writeFile(join(dir, 'blobs/sha256', d.digest.slice(7)), gzipSync(await tarOf([{ path: 'evil', type: 'file', text: 'x' }])));
-    }
-    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...d });
-  }
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await put(config)) }, layers }));
-  const m = await put(manifest);
-  let top = { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m };
-  if (opts.platformIndex) {
-    const other = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(Buffer.from('x')), size: 1, platform: { os: 'linux', architecture: 'mips64' } };
-    const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [other, { ...top, platform: hostPlatform() }] }));
-    top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...(await put(idx)) };
-  }
-  await fs.writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  await fs.writeFile(
-    join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        { ...top, annotations: { 'io.containerd.image.name': 'docker.io/library/test:1', 'org.opencontainers.image.ref.name': '1' } },
-        { ...top, annotations: { 'org.opencontainers.image.ref.name': 'latest' } },
-      ],
-    }),
-  );
+  await writeOciLayout(dir, built.tars, { ...opts, gzip: true, names: ['docker.io/library/test:1', 'latest'] });
   return built;
 }
 

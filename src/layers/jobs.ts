@@ -1,0 +1,117 @@
+/**
+ * The layer and runtime commands as whole jobs on an image file: each attaches the image when it
+ * is not attached (loop device, zpool import), does its work on the LayerStore, and leaves the
+ * image as it found it (detached again, or still attached when it was).
+ *
+ *   importLayers   mkimage layers import IMAGE SOURCE...   (and create --import)
+ *   listLayers     mkimage layers list IMAGE
+ *   exportLayer    mkimage layers export IMAGE DIGEST -o FILE
+ *   createRuntime  mkimage runtime create IMAGE --layer DIGEST --name ID
+ *   commitRuntime  mkimage runtime commit IMAGE ID
+ *   removeRuntime  mkimage runtime rm IMAGE ID
+ */
+import type { Writable } from 'node:stream';
+import { MkimageError } from '../errors.js';
+import { attachImage, detachImage, type AttachedImage } from '../jobs/attach.js';
+import { run as defaultRun, type Runner } from '../tools/exec.js';
+import { Zfs, checkDatasetPath, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
+import type { PackageResult } from './package.js';
+import { readSources } from './source.js';
+import { LayerStore, type CommitResult, type ImportEvent, type ImportedImage, type LayerInfo, type RuntimeInfo } from './store.js';
+
+export interface LayerJobOptions {
+  signal?: AbortSignal;
+  /** Tests: stands between mkimage and zpool/zfs/losetup. */
+  run?: Runner;
+  flavour?: ZfsFlavour;
+  /** Where the pool's datasets appear if mkimage attaches the image (attach --mount). */
+  mount?: string;
+  /** The dataset below the pool holding storage/ and runtime/ (default: the pool's root). */
+  base?: string;
+  /** Tests: instead of /run/mkimage. */
+  runtimeDir?: string;
+  /** Set owners and create devices while applying layers (default: running as root). */
+  isRoot?: boolean;
+}
+
+export interface JobContext {
+  /** The pool as imported, and whether mkimage attached it for this job. */
+  pool: string;
+  attachedByJob: boolean;
+}
+
+/** Runs `body` on the image's layer store, attaching and detaching the image around it if needed. */
+export async function withLayerStore<T>(image: string, o: LayerJobOptions, body: (store: LayerStore, ctx: JobContext) => Promise<T>): Promise<T & JobContext> {
+  const run = o.run ?? defaultRun;
+  const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+  const attached: AttachedImage = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, runtimeDir: o.runtimeDir });
+  const ctx: JobContext = { pool: attached.pool, attachedByJob: !attached.alreadyAttached };
+  let result: T;
+  try {
+    if (o.base !== undefined) checkDatasetPath(o.base, attached.pool, '--base');
+    const zfs = new Zfs(flavour, run, o.signal);
+    const store = await LayerStore.open(zfs, o.base ? `${attached.pool}/${o.base}` : attached.pool, { signal: o.signal, isRoot: o.isRoot });
+    result = await body(store, ctx);
+  } catch (error) {
+    if (ctx.attachedByJob) {
+      try {
+        await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+      } catch (detachError) {
+        if (error instanceof MkimageError) {
+          error.data.detachError = (detachError as Error).message;
+          error.message += `; detaching ${image} failed too: ${(detachError as Error).message}`;
+        }
+      }
+    }
+    throw error;
+  }
+  if (ctx.attachedByJob) await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+  return Object.assign(result as object, ctx) as T & JobContext;
+}
+
+export interface ImportResult {
+  images: ImportedImage[];
+  /** Layers extracted by this run / found present already. */
+  extracted: number;
+  present: number;
+  bytes: number;
+}
+
+/**
+ * Imports every image of `sources` (OCI layout directories, docker save archives, plain layer
+ * tars in order). The sources are read and checked before the image is touched.
+ */
+export async function importLayers(image: string, sources: readonly string[], o: LayerJobOptions & { onEvent?: (e: ImportEvent) => void } = {}): Promise<ImportResult & JobContext> {
+  const images = await readSources(sources);
+  return withLayerStore(image, o, async (store) => {
+    const out: ImportedImage[] = [];
+    for (const img of images) out.push(await store.importImage(img, o.onEvent));
+    const all = out.flatMap((i) => i.layers);
+    return {
+      images: out,
+      extracted: all.filter((l) => l.status === 'extracted').length,
+      present: all.filter((l) => l.status === 'present').length,
+      bytes: all.reduce((n, l) => n + l.bytes, 0),
+    };
+  });
+}
+
+export async function listLayers(image: string, o: LayerJobOptions = {}): Promise<{ layers: LayerInfo[]; runtimes: RuntimeInfo[] } & JobContext> {
+  return withLayerStore(image, o, async (store) => ({ layers: await store.list(), runtimes: await store.listRuntimes() }));
+}
+
+export async function exportLayer(image: string, digest: string, out: string | Writable, o: LayerJobOptions = {}): Promise<PackageResult & { layer: LayerInfo } & JobContext> {
+  return withLayerStore(image, o, (store) => store.exportLayer(digest, out));
+}
+
+export async function createRuntime(image: string, layer: string, id: string, o: LayerJobOptions = {}): Promise<RuntimeInfo & JobContext> {
+  return withLayerStore(image, o, (store) => store.createRuntime(layer, id));
+}
+
+export async function commitRuntime(image: string, id: string, o: LayerJobOptions & { remove?: boolean } = {}): Promise<CommitResult & JobContext> {
+  return withLayerStore(image, o, (store) => store.commitRuntime(id, { remove: o.remove }));
+}
+
+export async function removeRuntime(image: string, id: string, o: LayerJobOptions = {}): Promise<{ dataset: string; removedSnapshot?: string } & JobContext> {
+  return withLayerStore(image, o, (store) => store.removeRuntime(id));
+}
