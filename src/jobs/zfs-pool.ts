@@ -162,16 +162,19 @@ export async function preflightPool(r: PoolRequest, run: Runner = defaultRun, si
   checkOptionsForFlavour(flavour, plan.zpoolOptions, plan.zfsOptions);
   const format = poolFormat(flavour, plan.compatibility, plan.zpoolOptions);
   const zfs = new Zfs(flavour, run, signal);
-  if (!zfs.caps.tempName) {
-    const taken = await zfs.findPool(plan.pool);
-    if (taken) {
-      throw new PoolError(
-        `a pool named ${plan.pool} is already imported on this host (guid ${taken.guid}) and ${flavour.description} cannot build a pool under a temporary name: export it (zpool export ${plan.pool}) or choose another --pool`,
-        { pool: plan.pool, guid: taken.guid },
-      );
-    }
-  }
+  if (!zfs.caps.tempName) await assertNameFree(zfs, plan.pool);
   return { plan, flavour, format: format.description };
+}
+
+/** Without a temporary in-core name (zfs-fuse) the real name must be free on this host. */
+async function assertNameFree(zfs: Zfs, pool: string): Promise<void> {
+  const taken = await zfs.findPool(pool);
+  if (taken) {
+    throw new PoolError(
+      `a pool named ${pool} is already imported on this host (guid ${taken.guid}) and ${zfs.flavour.description} cannot build a pool under a temporary name: export it (zpool export ${pool}) or choose another --pool`,
+      { pool, guid: taken.guid },
+    );
+  }
 }
 
 /** True when `vdevs` (zpool status paths) include `device` (same path, or same /dev name). */
@@ -231,17 +234,8 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   // The in-core name while building: a private one where the flavour can (OpenZFS -t), so a pool
   // of the same name imported on this host is no obstacle; else the real one, which must be free.
   let inCore = plan.pool;
-  if (zfs.caps.tempName) {
-    inCore = `mkimage_build_${randomBytes(4).toString('hex')}`;
-  } else {
-    const taken = await zfs.findPool(plan.pool);
-    if (taken) {
-      throw new PoolError(
-        `a pool named ${plan.pool} is already imported on this host (guid ${taken.guid}) and ${flavour.description} cannot build a pool under a temporary name: export it (zpool export ${plan.pool}) or choose another --pool`,
-        { pool: plan.pool, guid: taken.guid },
-      );
-    }
-  }
+  if (zfs.caps.tempName) inCore = `mkimage_build_${randomBytes(4).toString('hex')}`;
+  else await assertNameFree(zfs, plan.pool);
   checkAborted(signal, 'zpool create');
 
   const altroot = await fs.mkdtemp(join(tmpdir(), 'mkimage-zpool-'));
