@@ -269,5 +269,16 @@ export function checkPfnInfo(sb: NdPfnSb, ns: NamespaceContext): Problem[] {
       add('dataOff', `dataoff ${hex(dataOff)} is too small for PMEM mode: struct pages for ${ns.sizeBytes / PAGE_SIZE} pages need ${hex(need)} (use --memmap pmem, which sizes it, or RAM mode)`);
     }
   }
-  return problems;
+  return onePerField(problems);
+}
+
+/** One problem per field: a field that breaks several rules gets one problem naming them all. */
+function onePerField(problems: Problem[]): Problem[] {
+  const out: Problem[] = [];
+  for (const p of problems) {
+    const same = out.find((q) => q.field === p.field);
+    if (same) same.message += `; ${p.message}`;
+    else out.push({ ...p });
+  }
+  return out;
 }
