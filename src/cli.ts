@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { InterruptedError, MkimageError } from './errors.js';
 import { register as registerCreate } from './cli/create.js';
 import { register as registerInspect } from './cli/inspect.js';
+import { register as registerLayers } from './cli/layers.js';
 import { register as registerQemu } from './cli/qemu.js';
 import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   registerInspect(program, ctx);
   registerQemu(program, ctx);
   registerZfs(program, ctx);
+  registerLayers(program, ctx);
 
   try {
     await program.parseAsync(argv);

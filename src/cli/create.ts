@@ -4,6 +4,7 @@ import { UsageError } from '../errors.js';
 import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES } from '../layout/plan.js';
 import { formatSize, parseSize } from '../layout/units.js';
 import { printResult, progressPrinter, type CliContext } from './context.js';
+import { checkCreateImport, formatImport, importAfterCreate, importCreateOption } from './layers.js';
 import { zfsCreateOptions, zfsCreateRequest, type ZfsCreateFlags } from './zfs.js';
 
 interface CreateFlags extends ZfsCreateFlags {
@@ -21,6 +22,7 @@ interface CreateFlags extends ZfsCreateFlags {
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
+  import?: string[];
 }
 
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
@@ -49,9 +51,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print one JSON document describing the result on stdout')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
-  zfsCreateOptions(command).action(async (image: string, flags: CreateFlags) => {
+  importCreateOption(zfsCreateOptions(command)).action(async (image: string, flags: CreateFlags) => {
       ctx.out = flags;
       const zfs = zfsCreateRequest(flags.fs, flags);
+      await checkCreateImport(flags.fs, flags.import);
       const { createImage } = await import('../jobs/create.js');
       const result = await createImage({
         path: image,
@@ -71,7 +74,8 @@ export function register(program: Command, ctx: CliContext): void {
         signal: ctx.signal,
         onProgress: progressPrinter(flags),
       });
-      printResult(flags, result, () => {
+      const imported = await importAfterCreate(image, flags.import ?? [], flags, ctx);
+      printResult(flags, imported ? { ...result, imported } : result, () => {
         const lines = [
           `${result.path}: ${formatSize(result.sizeBytes)} ${result.fs === 'none' ? 'image without filesystem' : result.fs}, ${result.sparse ? 'sparse' : 'preallocated'} (${formatSize(result.allocatedBytes)} on disk), ${result.table.toUpperCase()}`,
           `  partition ${formatSize(result.layout.partitionOffsetBytes)} .. end (${formatSize(result.layout.partitionSizeBytes)}), guest /dev/pmem0 ${formatSize(result.layout.pmemSizeBytes)} fsdax (${result.memmap} memmap)`,
@@ -81,6 +85,7 @@ export function register(program: Command, ctx: CliContext): void {
           lines.push(`  zfs pool ${result.zfs.pool} (guid ${result.zfs.guid}, ${result.zfs.format}, ${result.zfs.flavour}): ${result.zfs.datasets.length} datasets${result.zfs.snapshots.length ? `, snapshots ${result.zfs.snapshots.join(' ')}` : ''}`);
           lines.push(result.zfs.attached ? `  attached: ${result.zfs.attached.loopDevice}, mounted under ${result.zfs.attached.mountpoints[0]?.mountpoint ?? '(nothing mounted)'}` : `  exported; the guest imports it with: zpool import -d /dev/pmem0 ${result.zfs.pool}`);
         }
+        if (imported) lines.push(...formatImport(imported).split('\n').map((l) => `  imported ${l}`));
         if (result.roundedUpBytes > 0) {
           lines.push(`  size rounded up from ${result.requestedBytes} to ${result.sizeBytes} bytes: images are a multiple of ${formatSize(result.alignBytes)}`);
         }
