@@ -82,7 +82,7 @@ export function register(program: Command, ctx: CliContext): void {
           `  PFN uuid ${result.ids.pfnUuid}${result.fs === 'ext4' || result.fs === 'xfs' ? `, filesystem uuid ${result.ids.fsUuid}` : ''}`,
         ];
         if (result.zfs) {
-          lines.push(`  zfs pool ${result.zfs.pool} (guid ${result.zfs.guid}, ${result.zfs.format}, ${result.zfs.flavour}): ${result.zfs.datasets.length} datasets${result.zfs.snapshots.length ? `, snapshots ${result.zfs.snapshots.join(' ')}` : ''}`);
+          lines.push(`  zfs pool ${result.zfs.pool} (guid ${result.zfs.guid}, ${result.zfs.flavour}${result.zfs.format.includes(String(result.zfs.flavour).split(' ')[0]!) ? '' : `, ${result.zfs.format}`}): ${result.zfs.datasets.length} datasets${result.zfs.snapshots.length ? `, snapshots ${result.zfs.snapshots.join(' ')}` : ''}`);
           lines.push(result.zfs.attached ? `  attached: ${result.zfs.attached.loopDevice}, mounted under ${result.zfs.attached.mountpoints[0]?.mountpoint ?? '(nothing mounted)'}` : `  exported; the guest imports it with: zpool import -d /dev/pmem0 ${result.zfs.pool}`);
         }
         if (imported) lines.push(...formatImport(imported).split('\n').map((l) => `  imported ${l}`));
