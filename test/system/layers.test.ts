@@ -16,7 +16,7 @@ import { commitRuntime, createRuntime, exportLayer, importLayers, listLayers, re
 import { readTar } from '../../src/layers/tar-read.js';
 import { MiB } from '../../src/layout/units.js';
 import { T0, chunksOf, listTree, makeTree, sha256, tarOf, writeOciLayout, type TestEntry } from '../unit/layers/helpers.js';
-import { cleanDir, sh, tempDir } from './helpers/machine.js';
+import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
 
 let dir: string;
 let image: string;
@@ -320,4 +320,39 @@ describe('hostile layers', () => {
       await expect(fs.access(join(dir, 'escape'))).rejects.toThrow();
     });
   }
+});
+
+describe('the CLI', () => {
+  it('create --import fills a new image in one step; layers list --json shows the layers and the reference', async () => {
+    const img = join(dir, 'cli.img');
+    const cliPool = `${pool}c`;
+    const r = await cli(['--size', '512M', '--sparse', '--fs', 'zfs', '--pool', cliPool, '--import', join(dir, 'oci'), img, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout).imported).toMatchObject({ extracted: 3, present: 0 });
+    const list = await cli(['layers', 'list', img, '--json']);
+    expect(list.exitCode).toBe(0);
+    const layers = JSON.parse(list.stdout).layers as { digest: string; refs: string[] }[];
+    expect(layers.map((l) => l.digest)).toEqual(['empty', ...digests]);
+    expect(layers[3]!.refs).toEqual(['example.com/app:1']);
+    const human = await cli(['layers', 'list', img]);
+    expect(human.stdout.split('\n')[0]).toMatch(/^LAYER\s+PARENT\s+USED\s+REFERENCES\s+RUNTIMES$/);
+    expect((await cli(['destroy', img, '--yes'])).exitCode).toBe(0);
+  });
+
+  it('create --import with a hostile layer fails with exit 1 and leaves no image', async () => {
+    const img = join(dir, 'bad.img');
+    const r = await cli(['--size', '512M', '--sparse', '--fs', 'zfs', '--pool', `${pool}d`, '--import', join(dir, 'hostile-parent-reference.tar'), img]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^mkimage: layer entry "\.\.\/\.\.\/.*escape" refused \(parent-reference\)/);
+    await expect(fs.access(img)).rejects.toThrow();
+  });
+
+  it('a missing source is a usage error before anything is made', async () => {
+    const img = join(dir, 'none.img');
+    const r = await cli(['--size', '512M', '--sparse', '--fs', 'zfs', '--pool', `${pool}e`, '--import', join(dir, 'nope.tar'), img]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/nope\.tar: cannot read the layer source \(ENOENT\)/);
+    await expect(fs.access(img)).rejects.toThrow();
+  });
 });
