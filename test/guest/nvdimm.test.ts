@@ -144,6 +144,37 @@ describe('a ZFS image', () => {
   });
 });
 
+describe('GPT and read-only images', () => {
+  it('a GPT image: the partition the host sees is the guest\'s /dev/pmem0 start, and mounts with dax', async () => {
+    const image = join(dir, 'gpt.img');
+    const res = await create(['--size', '256M', '--sparse', '--table', 'gpt', image]);
+    const report = await boot('gpt ext4', image, ['--fs', 'ext4']);
+    expect(report.mode).toBe('fsdax');
+    expect(report.pmem.size).toBe(res.sizeBytes - res.layout.dataOffBytes);
+    expect(report.mount).toMatchObject({ ok: true, daxActive: true });
+  });
+
+  it('a GPT ZFS image: the pool imports although /dev/pmem0 is 33 sectors longer than the partition', async () => {
+    const image = join(dir, 'gptzfs.img');
+    const pool = `gptpool${process.pid}`;
+    const res = await create(['--size', '256M', '--sparse', '--table', 'gpt', '--fs', 'zfs', '--pool', pool, image]);
+    const report = await boot('gpt zfs', image, ['--pool', pool]);
+    expect(report.zfs).toMatchObject({ imported: true, error: '' });
+    expect([...report.zfs!.list].sort()).toEqual([...res.zfs.datasets, ...res.zfs.snapshots].sort());
+  });
+
+  it('--readonly: the guest mounts the shared image read-only and the file is unchanged', async () => {
+    const image = join(dir, 'ro.img');
+    await create(['--size', '256M', '--sparse', image]);
+    const before = sha256(await readFile(image));
+    const report = await boot('read-only', image, ['--fs', 'ext4', '--readonly']);
+    expect(report.mode).toBe('fsdax');
+    expect(report.mount).toMatchObject({ ok: true });
+    expect(report.mount!.options).toMatch(/(^|,)ro(,|$)/);
+    expect(sha256(await readFile(image))).toBe(before);
+  });
+});
+
 describe('the negative case proves the test can fail', () => {
   it('one flipped byte in the PFN block: no fsdax in the guest, and inspect says why', async () => {
     const image = join(dir, 'bad.img');
