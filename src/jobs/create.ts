@@ -34,6 +34,7 @@ import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from './undo.js';
 import type { AttachedImage } from './attach.js';
 import type { BuildPoolResult, PoolRequest } from './zfs-pool.js';
+import type { ZfsFlavour } from '../tools/zfs.js';
 
 export interface CreateOptions {
   path: string;
@@ -133,8 +134,12 @@ export async function planCreate(o: CreateOptions): Promise<LayoutPlan> {
   return planLayout({ sizeBytes, fs: fsType, memmap: o.memmap, table: o.table, imageAlignBytes: o.alignBytes });
 }
 
-/** Everything that can be checked before a byte is written. */
-async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<void> {
+/**
+ * Everything that can be checked before a byte is written. Returns what it learnt on the way:
+ * which ZFS runs here, so that building the pool does not ask again (three processes).
+ */
+async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavour?: ZfsFlavour }> {
+  let zfsFlavour: ZfsFlavour | undefined;
   const target = resolve(o.path);
   const dir = dirname(target);
   const dirStat = await fs.stat(dir).catch(() => undefined);
@@ -172,11 +177,12 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<void> {
   if (plan.fs === 'zfs' && o.zfs) {
     // Names, options, which ZFS runs and that it answers, the pool name free: all before writing.
     const { preflightPool } = await import('./zfs-pool.js');
-    await preflightPool({ ...o.zfs, populateDir: o.populateDir }, undefined, o.signal);
+    const { flavour } = await preflightPool({ ...o.zfs, populateDir: o.populateDir }, undefined, o.signal);
     if (o.zfs.owner !== undefined) {
       const { checkOwner } = await import('./attach.js');
       checkOwner(o.zfs.owner);
     }
+    zfsFlavour = flavour;
   }
   if (!o.sparse) {
     const free = await freeBytes(dir);
@@ -188,6 +194,7 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<void> {
       );
     }
   }
+  return { zfsFlavour };
 }
 
 function isNoSpace(e: unknown): boolean {
@@ -210,7 +217,7 @@ async function umountIfMounted(dir: string): Promise<void> {
   if (here.dev !== parent.dev) await umount(dir);
 }
 
-async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void): Promise<BuildPoolResult | undefined> {
+async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void, zfsFlavour?: ZfsFlavour): Promise<BuildPoolResult | undefined> {
   const signal = o.signal;
   if (plan.fs === 'zfs' && o.zfs) {
     phase('loop', 'attaching the partition');
@@ -218,7 +225,7 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.partition.sizeBytes, signal });
     phase('zpool', `zpool ${o.zfs.pool} on ${device}`);
     const { buildPool } = await import('./zfs-pool.js');
-    const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal }, undo);
+    const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal, flavour: zfsFlavour }, undo);
     await undo.settle(loopUndo);
     return pool;
   }
@@ -272,7 +279,7 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   const plan = await planCreate(o);
   const ids = makeIds(o);
   const headerWrites = buildHeader(plan, ids);
-  await preflight(o, plan);
+  const { zfsFlavour } = await preflight(o, plan);
   const target = resolve(o.path);
   const sparse = o.sparse ?? false;
 
@@ -297,7 +304,7 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
     }
     phase('header', 'writing MBR/GPT and PFN info block');
     await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
-    pool = await formatPartition(o, plan, temp, ids, undo, phase);
+    pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour);
     phase('publish', `renaming into place as ${o.path}`);
     await fsyncFile(temp);
     checkAborted(o.signal, 'publish');
