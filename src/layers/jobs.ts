@@ -97,7 +97,7 @@ export async function importLayers(image: string, sources: readonly string[], o:
 }
 
 export async function listLayers(image: string, o: LayerJobOptions = {}): Promise<{ layers: LayerInfo[]; runtimes: RuntimeInfo[] } & JobContext> {
-  return withLayerStore(image, o, async (store) => ({ layers: await store.list(), runtimes: await store.listRuntimes() }));
+  return withLayerStore(image, o, (store) => store.inventory());
 }
 
 export async function exportLayer(image: string, digest: string, out: string | Writable, o: LayerJobOptions = {}): Promise<PackageResult & { layer: LayerInfo } & JobContext> {

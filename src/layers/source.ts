@@ -443,9 +443,18 @@ export function openLayer(blob: LayerBlob, onBytes?: (p: { storedBytes: number; 
   const tarHash = createHash('sha256');
   let storedBytes = 0;
   let bytes = 0;
+  // An uncompressed blob is the tar itself: one hash serves for both (sha256 is the slowest
+  // part of an import on a CPU without SHA instructions).
+  let compressed: boolean | undefined;
   const raw = (async function* () {
     for await (const chunk of blob.open()) {
-      blobHash.update(chunk);
+      if (compressed === undefined) {
+        // Plain only when the first 4 bytes are there and are neither gzip's nor zstd's magic.
+        const gzip = chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
+        const zstd = chunk.length >= 4 && chunk.readUInt32BE(0) === 0x28b52ffd;
+        compressed = chunk.length < 4 || gzip || zstd;
+      }
+      if (compressed) blobHash.update(chunk);
       storedBytes += chunk.length;
       yield chunk;
     }
@@ -476,7 +485,8 @@ export function openLayer(blob: LayerBlob, onBytes?: (p: { storedBytes: number; 
         /* hash the rest */
       }
       const digest = tarHash.digest('hex');
-      const result: LayerDigests = { digest, diffId: `sha256:${digest}`, blobDigest: `sha256:${blobHash.digest('hex')}`, bytes, storedBytes };
+      const blobHex = compressed === false ? digest : blobHash.digest('hex');
+      const result: LayerDigests = { digest, diffId: `sha256:${digest}`, blobDigest: `sha256:${blobHex}`, bytes, storedBytes };
       if (blob.blobDigest !== undefined && blob.blobDigest !== result.blobDigest) {
         throw new LayerError(`${blob.origin}: stored layer has digest ${result.blobDigest}, the manifest says ${blob.blobDigest}: the image is corrupt`, { origin: blob.origin, expected: blob.blobDigest, got: result.blobDigest });
       }

@@ -60,8 +60,8 @@ export function zfsSetArgs(dataset: string, key: string, value: string): string[
   return ['set', `${key}=${value}`, dataset];
 }
 /** One line per dataset and property: name, property, value (exact numbers). */
-export function zfsGetArgs(properties: readonly string[], dataset: string, recursive = false): string[] {
-  return ['get', '-H', '-p', ...(recursive ? ['-r'] : []), '-o', 'name,property,value', properties.join(','), dataset];
+export function zfsGetArgs(properties: readonly string[], datasets: string | readonly string[], recursive = false): string[] {
+  return ['get', '-H', '-p', ...(recursive ? ['-r'] : []), '-o', 'name,property,value', properties.join(','), ...(typeof datasets === 'string' ? [datasets] : datasets)];
 }
 
 /** `zfs get -H -p -o name,property,value` output as name -> property -> value ('-' dropped). */
@@ -244,12 +244,14 @@ export class LayerStore {
     if (!have.has(root)) throw new PoolError(`dataset ${root} does not exist in the pool`, { root });
     for (const d of [store.storage, store.empty, store.runtime]) if (!have.has(d)) await zfs.zfs(zfsCreateArgs(d));
     if (!have.has(`${store.empty}@${EXTRACTED}`)) await zfs.zfs(zfsSnapshotArgs(`${store.empty}@${EXTRACTED}`));
-    // The base must stay empty: it is every bottom layer's parent when packaging.
+    // The base must stay empty: it is every bottom layer's parent when packaging. (zfs-fuse
+    // applies readonly at the next mount and, until then, reports "off, temporary": there is no
+    // reading it back, so it is set every time.)
     await zfs.zfs(zfsSetArgs(store.empty, 'readonly', 'on'));
     return store;
   }
 
-  private async props(dataset: string, recursive = false): Promise<DatasetProps[]> {
+  private async props(dataset: string | readonly string[], recursive = false): Promise<DatasetProps[]> {
     const r = await this.zfs.zfs(zfsGetArgs(PROPS, dataset, recursive));
     return [...parseGet(r.stdout)].filter(([n]) => !n.includes('@')).map(([n, p]) => toProps(n, p));
   }
@@ -407,8 +409,20 @@ export class LayerStore {
     const total = image.layers.length;
     for (const blob of image.layers) {
       checkAborted(this.options.signal, 'layer import');
-      // A plain tar does not say its diff_id: read it once to know whether it is here already.
-      const diffId = blob.diffId ?? (await layerDigests(blob)).diffId;
+      // A plain tar does not say its diff_id: read it once to know whether it is here already,
+      // unless nothing was ever built on this parent (then it cannot be, and one read is enough).
+      const diffId = blob.diffId ?? ((await this.hasChildLayers(parent)) ? (await layerDigests(blob)).diffId : undefined);
+      if (diffId === undefined) {
+        onEvent?.({ kind: 'layer-start', image: label, index: blob.index, total, size: blob.size });
+        const done = await this.extract(blob, parent, parentChain, undefined, (storedBytes, bytes) =>
+          onEvent?.({ kind: 'layer-bytes', image: label, index: blob.index, storedBytes, bytes, size: blob.size }),
+        );
+        layers.push({ digest: done.digest, dataset: done.dataset, status: 'extracted', bytes: done.bytes, stats: done.stats });
+        onEvent?.({ kind: 'layer-done', image: label, index: blob.index, total, digest: done.digest, status: 'extracted', bytes: done.bytes });
+        parent = done.dataset;
+        parentChain = chainId(parentChain, done.digest);
+        continue;
+      }
       const diffHex = diffId.slice('sha256:'.length);
       const chain = chainId(parentChain, diffHex);
       onEvent?.({ kind: 'layer-start', image: label, index: blob.index, total, digest: diffHex, size: blob.size });
@@ -432,6 +446,12 @@ export class LayerStore {
     return { source: image.source, names: image.names, layers, top: layers.length ? layers[layers.length - 1]!.digest : EMPTY };
   }
 
+  /** Whether any layer was built on `parent` (a layer whose origin is one of its snapshots). */
+  private async hasChildLayers(parent: string): Promise<boolean> {
+    const all = await this.props(this.storage, true);
+    return all.some((d) => d.origin?.split('@')[0] === parent);
+  }
+
   private async addRefs(dataset: string, names: readonly string[]): Promise<void> {
     const p = (await this.props(dataset))[0]!;
     const refs = [...new Set([...p.refs, ...names])].sort();
@@ -441,7 +461,16 @@ export class LayerStore {
 
   /** Every layer, bottom layers first, with parents, sizes, references and runtimes. */
   async list(): Promise<LayerInfo[]> {
-    const all = await this.props(this.storage, true);
+    return (await this.inventory()).layers;
+  }
+
+  async listRuntimes(): Promise<RuntimeInfo[]> {
+    return (await this.inventory()).runtimes;
+  }
+
+  /** Layers and runtimes from one `zfs get`. */
+  async inventory(): Promise<{ layers: LayerInfo[]; runtimes: RuntimeInfo[] }> {
+    const all = await this.props([this.storage, this.runtime], true);
     const layers = all.filter((d) => d.name.startsWith(`${this.storage}/`) && !d.name.slice(this.storage.length + 1).includes('/') && !d.name.startsWith(`${this.storage}/${TMP_PREFIX}`));
     const byName = new Map(layers.map((d) => [d.name, d]));
     const digestOf = (d: DatasetProps) => (d.name === this.empty ? EMPTY : (d.diffid?.replace(/^sha256:/, '') ?? d.name.slice(this.storage.length + 1)));
@@ -458,13 +487,13 @@ export class LayerStore {
         refs.set(cur.name, set);
       }
     }
-    const runtimes = await this.runtimes(byName);
+    const runtimes = this.runtimes(all, byName);
     const depth = (d: DatasetProps) => {
       let n = 0;
       for (let cur = parentOf(d); cur && n < 1000; cur = parentOf(byName.get(cur)!)) n++;
       return n;
     };
-    return layers
+    const infos = layers
       .map((d) => ({ d, depth: depth(d) }))
       .sort((a, b) => a.depth - b.depth || (a.d.name < b.d.name ? -1 : 1))
       .map(({ d }) => ({
@@ -476,11 +505,10 @@ export class LayerStore {
         runtimes: runtimes.filter((r) => r.layerDataset === d.name).map((r) => r.id),
         chainId: d.chainid,
       }));
+    return { layers: infos, runtimes: runtimes.map(({ layerDataset: _l, ...r }) => r) };
   }
 
-  private async runtimes(byName?: Map<string, DatasetProps>): Promise<(RuntimeInfo & { layerDataset?: string })[]> {
-    const all = await this.props(this.runtime, true);
-    const layers = byName ?? new Map((await this.props(this.storage, true)).map((d) => [d.name, d]));
+  private runtimes(all: readonly DatasetProps[], layers: Map<string, DatasetProps>): (RuntimeInfo & { layerDataset?: string })[] {
     return all
       .filter((d) => d.name.startsWith(`${this.runtime}/`) && !d.name.slice(this.runtime.length + 1).includes('/'))
       .map((d) => {
@@ -495,10 +523,6 @@ export class LayerStore {
           usedBytes: d.used,
         };
       });
-  }
-
-  async listRuntimes(): Promise<RuntimeInfo[]> {
-    return (await this.runtimes()).map(({ layerDataset: _l, ...r }) => r);
   }
 
   /**

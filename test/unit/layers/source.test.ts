@@ -112,6 +112,9 @@ describe('readSources', () => {
       const d = await layerDigests(images[0]!.layers[0]!);
       expect(d.diffId).toBe(sha(built.tars[0]!));
       expect(d.blobDigest).toBe(sha(gzipSync(built.tars[0]!)));
+      // Uncompressed: the blob is the tar, one digest for both.
+      const plain = await layerDigests(images[0]!.layers[1]!);
+      expect(plain).toMatchObject({ diffId: sha(built.tars[1]!), blobDigest: sha(built.tars[1]!), bytes: built.tars[1]!.length, storedBytes: built.tars[1]!.length });
     });
   });
 
