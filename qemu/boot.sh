@@ -19,6 +19,9 @@
 #   --accel auto|kvm|tcg  (default auto: kvm when /dev/kvm is usable, else tcg; or $MKIMAGE_GUEST_ACCEL)
 #   --smp N             guest CPUs (default 1)
 #   --cache DIR         guest cache dir (default as build-guest.sh)
+#   --mkimage           take the NVDIMM options (-machine, -m, -object, -device) from
+#                       `mkimage qemu-args --json` (the repo's bin/mkimage.js, built): the guest then
+#                       proves the product's own QEMU line; it refuses images a guest would reject
 #
 # Exit status: 0 report printed; 3 the guest printed no report (timeout, crash: the console log
 # path is printed on stderr); 2 bad usage; 1 other failure (e.g. the guest could not be built).
@@ -32,7 +35,7 @@ usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2; e
 die() { printf 'boot.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 image='' timeout=${MKIMAGE_GUEST_TIMEOUT:-240} mem='' readonly=0 append='' keep_log=''
-accel=${MKIMAGE_GUEST_ACCEL:-auto} smp=1 cache=''
+accel=${MKIMAGE_GUEST_ACCEL:-auto} smp=1 cache='' use_mkimage=0
 guest_args=()
 while (($#)); do
   case $1 in
@@ -47,6 +50,7 @@ while (($#)); do
     --accel) accel=${2:?}; shift ;;
     --smp) smp=${2:?}; shift ;;
     --cache) cache=${2:?}; shift ;;
+    --mkimage) use_mkimage=1 ;;
     -h | --help) usage ;;
     -*) printf 'boot.sh: unknown option %s\n' "$1" >&2; usage ;;
     *) [[ -z $image ]] || usage; image=$1 ;;
@@ -126,14 +130,23 @@ if [[ -n $keep_log ]]; then log=$keep_log; else log=$(mktemp "${TMPDIR:-/tmp}/mk
 : >"$log"
 
 # shellcheck disable=SC2054 # the commas are QEMU's
+nvdimm=(-machine pc,nvdimm=on
+  -m "${mem}M,slots=2,maxmem=$((mem + mib))M"
+  -object "memory-backend-file,id=mem1,share=on,mem-path=$image,size=$size$ro_backend"
+  -device "nvdimm,id=nvdimm1,memdev=mem1$ro_dimm")
+if ((use_mkimage)); then
+  ro_flag=()
+  ((readonly)) && ro_flag=(--readonly)
+  json=$(node "$here/../bin/mkimage.js" qemu-args --json --mem "${mem}M" "${ro_flag[@]}" "$image") ||
+    die "mkimage qemu-args refused $image (see above)" 1
+  mapfile -t nvdimm < <(node -e 'for (const a of JSON.parse(process.argv[1]).args) console.log(a)' "$json")
+fi
+# shellcheck disable=SC2054 # the commas are QEMU's
 qemu=(qemu-system-x86_64
   -nodefaults -no-user-config -display none -no-reboot
   -serial stdio -monitor none
   "${accel_args[@]}" -smp "$smp"
-  -machine pc,nvdimm=on
-  -m "${mem}M,slots=2,maxmem=$((mem + mib))M"
-  -object "memory-backend-file,id=mem1,share=on,mem-path=$image,size=$size$ro_backend"
-  -device "nvdimm,id=nvdimm1,memdev=mem1$ro_dimm"
+  "${nvdimm[@]}"
   -kernel "$kernel" -initrd "$cache/initrd.img"
   -append "$cmdline")
 # pdeathsig: qemu dies with this script even if it is SIGKILLed (no trap runs then).
