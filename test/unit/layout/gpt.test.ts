@@ -287,10 +287,9 @@ describe('rules (checkGptHeader): one flipped field each', () => {
   });
 });
 
-describe('known bug (reported, not fixed here): entries are named by their position among used slots', () => {
-  // checkGptHeader numbers the entries decodeGptEntries returns, which skips empty slots: a bad
-  // partition in slot 5 after five empty slots is reported as entries[0]. When this is fixed,
-  // this test fails: turn `it.fails` into `it`.
+describe('problems name the entry by its slot in the array', () => {
+  // Regression: checkGptHeader once numbered the used entries only, so a bad partition in slot 5
+  // after five empty slots was reported as entries[0].
   it('names a bad partition in slot 5 entries[5]', () => {
     const g = sameDiskAsSfdisk();
     const entries = Buffer.alloc(GPT_ENTRY_ARRAY_BYTES);

@@ -106,13 +106,12 @@ describe('minimum sizes per filesystem', () => {
   });
 });
 
-describe('known bug (reported, not fixed here): the xfs minimum is 4 KiB above what mkfs.xfs needs', () => {
+describe('the xfs minimum is exactly what mkfs.xfs needs', () => {
   // mkfs.xfs (xfsprogs 6.1.0) formats a 300 MiB device and refuses 300 MiB - 4 KiB:
   //   truncate -s 314572800 x.img && mkfs.xfs -q -f -K -b size=4096 -m reflink=0 x.img   # exit 0
   //   truncate -s 314568704 x.img && mkfs.xfs -q -f -K -b size=4096 -m reflink=0 x.img   # "Filesystem must be larger than 300MB."
-  // (xfs_mkfs.c: `if (sb_dblocks < MEGABYTES(300, blocklog))`). MIN_PARTITION_BYTES.xfs is
-  // 300 MiB + 4 KiB, so a 302 MiB image (300 MiB partition) is refused and the minimum is 304 MiB.
-  // When fixed (xfs: 300 * MiB), this fails: turn `it.fails` into `it`.
+  // (xfs_mkfs.c: `if (sb_dblocks < MEGABYTES(300, blocklog))`). Regression: MIN_PARTITION_BYTES.xfs
+  // was once 300 MiB + 4 KiB, which refused a 302 MiB image.
   it('accepts a 302 MiB xfs image (RAM mode, MBR), 306 MiB with --memmap pmem', () => {
     expect(minimumImageBytes('xfs')).toBe(302 * MiB);
     expect(planLayout({ sizeBytes: 302 * MiB, fs: 'xfs' }).partition.sizeBytes).toBe(300 * MiB);
