@@ -23,6 +23,9 @@ import { checkAborted } from '../jobs/undo.js';
 
 export type ChangeKind = 'added' | 'modified' | 'deleted';
 
+/** How many lstat calls run ahead of the walk in one directory. */
+const STAT_AHEAD = 32;
+
 export interface Change {
   kind: ChangeKind;
   /** Relative path, '/'-separated. */
@@ -135,10 +138,22 @@ export async function* diffTrees(lowerDir: string | null, upperDir: string, opti
       yield* flush();
       yield { kind: 'deleted', path: child(name) };
     }
-    for (const name of upperNames) {
+    // lstat runs ahead of the loop (STAT_AHEAD at a time): on FUSE (zfs-fuse) each call is a
+    // round trip to the daemon, and the daemon answers several at once. Order is unchanged.
+    const stats: Promise<[BigIntStats, BigIntStats | null]>[] = [];
+    const statAhead = (i: number) => {
+      for (let k = stats.length; k < Math.min(upperNames.length, i + STAT_AHEAD); k++) {
+        const name = upperNames[k]!;
+        const p = Promise.all([fs.lstat(join(upperAbs, name), { bigint: true }), inLower.has(name) ? lstatOrNull(join(lowerAbs!, name)) : Promise.resolve(null)]);
+        p.catch(() => undefined); // awaited below; never an unhandled rejection if the walk stops first
+        stats.push(p);
+      }
+    };
+    for (const [i, name] of upperNames.entries()) {
       const path = child(name);
-      const u = await fs.lstat(join(upperDir, path), { bigint: true });
-      const l = inLower.has(name) ? await lstatOrNull(join(lowerAbs!, name)) : null;
+      statAhead(i);
+      const [u, l] = await stats[i]!;
+      delete stats[i];
       let reported = false;
       if (l === null) {
         yield* flush();
