@@ -1,6 +1,8 @@
 /**
- * A streaming tar reader: ustar, GNU (long names `L`/`K`, base-256 numbers) and PAX (extended `x`
- * and global `g` headers: path, linkpath, size, mtime, uid, gid, uname, gname). It reads from any
+ * A streaming tar reader: ustar, GNU (long names `L`/`K`, base-256 numbers) and PAX extended `x`
+ * headers (path, linkpath, size, mtime, uid, gid, uname, gname). Global `g` headers are checked
+ * and skipped, as Go's archive/tar (what Docker and containerd use) skips them: applied, a global
+ * `path` would give every later entry the same name. It reads from any
  * async iterable of bytes and yields one entry at a time; an entry's data is streamed by `body()`
  * and skipped if the caller does not read it. Nothing is buffered but one header or one
  * PAX/long-name body (at most MAX_META_BYTES).
@@ -137,7 +139,6 @@ function truncated(what: string, offset: number, missing: number): LayerError {
  */
 export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
   const reader = new ByteReader(input);
-  let global: PaxRecords = {};
   let pax: PaxRecords | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
@@ -165,7 +166,7 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
         if (body === null) throw truncated(`the ${h.type} header at byte ${at}`, reader.offset, h.size);
         await reader.skip(padding(h.size), `the padding of the ${h.type} header at byte ${at}`);
         if (h.type === 'pax') pax = { ...(pax ?? {}), ...parsePax(body, at) };
-        else if (h.type === 'pax-global') global = { ...global, ...parsePax(body, at) };
+        else if (h.type === 'pax-global') parsePax(body, at); // checked, not applied
         else {
           const nul = body.indexOf(0);
           const text = decodeUtf8(nul === -1 ? body : body.subarray(0, nul), h.type === 'gnu-longname' ? 'GNU long name' : 'GNU long link name', at);
@@ -175,23 +176,23 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
         continue;
       }
       const type = h.type as EntryType;
-      const size = pax?.size ?? global.size ?? h.size;
+      const size = pax?.size ?? h.size;
       const dataSize = isHeaderOnly(type) ? 0 : size;
-      const path = pax?.path ?? longName ?? global.path;
-      const linkpath = pax?.linkpath ?? longLink ?? global.linkpath;
+      const path = pax?.path ?? longName;
+      const linkpath = pax?.linkpath ?? longLink;
       if (path === undefined && h.nameError) throw h.nameError;
       if (linkpath === undefined && h.linknameError && (type === 'hardlink' || type === 'symlink')) throw h.linknameError;
       const header: TarEntryHeader = {
         path: path ?? h.name,
         type,
         mode: h.mode & 0o7777,
-        uid: pax?.uid ?? global.uid ?? h.uid,
-        gid: pax?.gid ?? global.gid ?? h.gid,
+        uid: pax?.uid ?? h.uid,
+        gid: pax?.gid ?? h.gid,
         size: dataSize,
-        mtime: pax?.mtime ?? global.mtime ?? h.mtime,
+        mtime: pax?.mtime ?? h.mtime,
         linkpath: type === 'hardlink' || type === 'symlink' ? (linkpath ?? h.linkname) : '',
-        uname: pax?.uname ?? global.uname ?? h.uname,
-        gname: pax?.gname ?? global.gname ?? h.gname,
+        uname: pax?.uname ?? h.uname,
+        gname: pax?.gname ?? h.gname,
         devmajor: h.devmajor,
         devminor: h.devminor,
         offset: at,

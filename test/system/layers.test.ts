@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LayerError } from '../../src/errors.js';
+import { InterruptedError, LayerError } from '../../src/errors.js';
 import { attachImage, detachImage } from '../../src/jobs/attach.js';
 import { createImage } from '../../src/jobs/create.js';
 import { applyLayer } from '../../src/layers/apply.js';
@@ -320,6 +320,27 @@ describe('hostile layers', () => {
       await expect(fs.access(join(dir, 'escape'))).rejects.toThrow();
     });
   }
+});
+
+describe('an interrupted import', () => {
+  it('stops between entries, destroys the half-made layer and detaches the image', async () => {
+    const before = await listLayers(image);
+    const big = await tarOf(Array.from({ length: 200 }, (_, i) => ({ path: `big/f${i}`, type: 'file' as const, text: String(i).repeat(40_000) })));
+    await fs.writeFile(join(dir, 'big.tar'), big);
+    const ac = new AbortController();
+    const e = await importLayers(image, [join(dir, 'big.tar')], {
+      signal: ac.signal,
+      onEvent: (ev) => {
+        if (ev.kind === 'layer-bytes' && ev.bytes > 1_000_000) ac.abort('SIGINT');
+      },
+    }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(InterruptedError);
+    const after = await listLayers(image);
+    expect(after.layers.map((l) => l.dataset)).toEqual(before.layers.map((l) => l.dataset));
+    const all = await withAttached(async () => (await sh('zfs', ['list', '-H', '-r', '-o', 'name', `${pool}/storage`])).stdout);
+    expect(all).not.toContain('.tmp-');
+    expect((await sh('losetup', ['--list', '--noheadings', '-O', 'BACK-FILE'])).stdout).not.toContain(image);
+  });
 });
 
 describe('the CLI', () => {

@@ -190,6 +190,19 @@ describe('writeTar and readTar', () => {
     });
   });
 
+  it('a PAX global header is checked and skipped: it does not rename later entries (as Go)', async () => {
+    const g = encodePax([['path', 'everything'], ['comment', 'git archive writes the commit here']]);
+    const gh = encodeHeader({ name: 'pax_global_header', type: 'pax-global', mode: 0o666, uid: 0, gid: 0, mtime: 0, size: g.length });
+    const body = Buffer.alloc(512);
+    g.copy(body);
+    const rest = await tarOf([{ path: 'a', type: 'file', text: 'A' }, { path: 'b', type: 'file', text: 'B' }]);
+    expect((await entriesOf(Buffer.concat([gh, body, rest]))).map((e) => e.path)).toEqual(['a', 'b']);
+    const badBody = Buffer.from(body);
+    Buffer.from('99 path=x\n').copy(badBody);
+    const bad = Buffer.concat([gh, badBody, rest]);
+    await expectLayerError(entriesOf(bad), /record at 0 claims 99 bytes/);
+  });
+
   it('skips bodies the caller does not read and refuses a body read too late', async () => {
     const tar = await tarOf([
       { path: 'a', type: 'file', text: 'x'.repeat(1000) },
