@@ -207,13 +207,14 @@ describe('signals at each phase: the complete image or nothing, exit 130/143', (
   }
 
   describe.skipIf(!ZFS)('zfs', () => {
-    const zfsPhases: Array<{ name: string; tool: string; when: string; fault: Fault }> = [
+    const zfsPhases: Array<{ name: string; tool: string; when: string; fault: Fault; populate?: boolean }> = [
       { name: 'zpool create: signal, zpool hangs', tool: 'zpool', when: 'create', fault: 'signal-then-hang' },
       { name: 'zpool create: signal after the pool exists', tool: 'zpool', when: 'create', fault: 'run-then-signal' },
       { name: 'dataset tree: signal after a zfs create', tool: 'zfs', when: 'create', fault: 'run-then-signal' },
       { name: 'dataset tree: signal, zfs create hangs', tool: 'zfs', when: 'create', fault: 'signal-then-hang' },
       { name: 'export: signal after zpool export', tool: 'zpool', when: 'export', fault: 'run-then-signal' },
       { name: 'export: signal while zpool export runs', tool: 'zpool', when: 'export', fault: 'signal-then-run' },
+      { name: 'populate: signal, cp into the pool hangs', tool: 'cp', when: '-a', fault: 'signal-then-hang', populate: true },
     ];
     for (const p of zfsPhases) {
       for (const signal of ['INT', 'TERM'] as const) {
@@ -222,15 +223,47 @@ describe('signals at each phase: the complete image or nothing, exit 130/143', (
           pools.push(pool);
           const bin = join(dir, 'bin');
           await injectFault(bin, { tool: p.tool, fault: p.fault, signal, when: p.when });
+          const allowed = ['bin'];
+          const extra: string[] = [];
+          if (p.populate) {
+            await mkdir(join(dir, 'tree/etc'), { recursive: true });
+            await writeFile(join(dir, 'tree/etc/motd'), 'hello\n');
+            extra.push('--populate', join(dir, 'tree'));
+            allowed.push('tree');
+          }
           const img = join(dir, 'z.img');
-          const r = await mkimage(['--fs', 'zfs', '--pool', pool, '--size', '128M', '--sparse', img], { env: { PATH: `${bin}:${process.env.PATH}` } });
+          const r = await mkimage(['--fs', 'zfs', '--pool', pool, '--size', '128M', '--sparse', ...extra, img], { env: { PATH: `${bin}:${process.env.PATH}` } });
           expect(r.exitCode, r.stderr).toBe(signal === 'INT' ? 130 : 143);
           await nothingLeftOf();
           expect(await poolsNamed([pool])).toEqual([]);
-          expect(await completeOrNothing(img, ['bin'])).toBe('nothing');
+          expect(await completeOrNothing(img, allowed)).toBe('nothing');
         });
       }
     }
+  });
+
+  it('--force over an existing image, interrupted in mkfs: the old image is left as it was', async () => {
+    const img = join(dir, 'old.img');
+    expect((await mkimage(['--size', '64M', '--sparse', '--seed', 'old', img])).exitCode).toBe(0);
+    const before = await sh('sha256sum', [img]);
+    const bin = join(dir, 'bin');
+    await injectFault(bin, { tool: 'mkfs.ext4', fault: 'signal-then-hang', signal: 'INT' });
+    const r = await mkimage(['--size', '128M', '--force', img], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    expect(r.exitCode).toBe(130);
+    expect((await sh('sha256sum', [img])).stdout).toBe(before.stdout);
+    expect(await leftovers(dir)).toEqual([]);
+  });
+
+  it('a second SIGINT while cleaning up does not cut the clean-up short', async () => {
+    const bin = join(dir, 'bin');
+    // The first signal while mkfs.xfs runs; the second when the clean-up detaches the loop device.
+    await injectFault(bin, { tool: 'mkfs.xfs', fault: 'signal-then-hang', signal: 'INT' });
+    await injectFault(bin, { tool: 'losetup', fault: 'signal-then-run', signal: 'INT', when: '--detach' });
+    const img = join(dir, 's.img');
+    const r = await mkimage([...xfs, img], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    expect(r.exitCode).toBe(130);
+    await nothingLeftOf();
+    expect(await completeOrNothing(img, ['bin'])).toBe('nothing');
   });
 });
 
