@@ -63,3 +63,19 @@ export {
   type ZfsFlavour,
   type ZfsKind,
 } from './tools/zfs.js';
+export {
+  importLayers,
+  listLayers,
+  exportLayer,
+  createRuntime,
+  commitRuntime,
+  removeRuntime,
+  type ImportResult,
+  type LayerJobOptions,
+} from './layers/jobs.js';
+export { applyLayer, type ApplyOptions, type ApplyStats } from './layers/apply.js';
+export { diffTrees, type Change, type ChangeKind, type DiffOptions } from './layers/diff.js';
+export { packageLayer, type PackageOptions, type PackageResult } from './layers/package.js';
+export { readSources, openLayer } from './layers/source.js';
+export { readTar, decompress } from './layers/tar-read.js';
+export { writeTar } from './layers/tar-write.js';
