@@ -168,6 +168,7 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     ...(plan.fs === 'xfs' ? ['mkfs.xfs', 'losetup'] : []),
     ...(plan.fs === 'xfs' && o.populateDir ? ['mount', 'umount', 'cp'] : []),
     ...(plan.fs === 'zfs' ? ['losetup', 'zpool', 'zfs'] : []),
+    ...(plan.fs === 'zfs' && o.populateDir ? ['cp'] : []),
   ];
   for (const tool of tools) {
     if (!(await hasTool(tool))) {
