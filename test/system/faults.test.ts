@@ -270,8 +270,12 @@ describe('signals at each phase: the complete image or nothing, exit 130/143', (
 // -------------------------------------------------------------------------------------------------
 
 describe('missing tools: the error names the tool and the Debian package; nothing is created', () => {
-  const everything = ['fallocate', 'mkfs.ext4', 'mkfs.xfs', 'losetup', 'mount', 'umount', 'cp', 'zpool', 'zfs', 'sh'];
-  const cases: Array<{ missing: string; args: string[]; pkg: RegExp; zfs?: boolean }> = [
+  // zfs-fuse and dpkg-query: how mkimage tells which ZFS runs.
+  const everything = ['fallocate', 'mkfs.ext4', 'mkfs.xfs', 'losetup', 'mount', 'umount', 'cp', 'zpool', 'zfs', 'zfs-fuse', 'dpkg-query', 'sh'];
+  const cases: Array<{ missing: string; args: string[]; pkg: RegExp; zfs?: boolean; populate?: boolean }> = [
+    { missing: 'cp', args: ['--fs', 'xfs', '--size', '304M', '--sparse'], pkg: /coreutils/, populate: true },
+    { missing: 'mount', args: ['--fs', 'xfs', '--size', '304M', '--sparse'], pkg: /mount \(util-linux\)/, populate: true },
+    { missing: 'cp', args: ['--fs', 'zfs', '--pool', 'mkftmissing', '--size', '128M', '--sparse'], pkg: /coreutils/, zfs: true, populate: true },
     { missing: 'mkfs.ext4', args: ['--size', '64M', '--sparse'], pkg: /e2fsprogs/ },
     { missing: 'fallocate', args: ['--size', '64M'], pkg: /util-linux/ },
     { missing: 'mkfs.xfs', args: ['--fs', 'xfs', '--size', '304M', '--sparse'], pkg: /xfsprogs/ },
@@ -280,14 +284,22 @@ describe('missing tools: the error names the tool and the Debian package; nothin
     { missing: 'losetup', args: ['--fs', 'zfs', '--pool', 'mkftmissing', '--size', '128M', '--sparse'], pkg: /mount \(util-linux\)/, zfs: true },
   ];
   for (const c of cases) {
-    it.skipIf(c.zfs && !ZFS)(`${c.args.includes('xfs') ? 'xfs' : c.args.includes('zfs') ? 'zfs' : 'ext4'} without ${c.missing}`, async () => {
+    it.skipIf(c.zfs && !ZFS)(`${c.args.includes('xfs') ? 'xfs' : c.args.includes('zfs') ? 'zfs' : 'ext4'}${c.populate ? ' --populate' : ''} without ${c.missing}`, async () => {
+      if (c.zfs) pools.push('mkftmissing');
       const bin = await pathWith(join(dir, 'bin'), everything.filter((t) => t !== c.missing));
       const img = join(dir, 'm.img');
-      const r = await mkimage([...c.args, img], { env: { PATH: bin } });
+      const extra: string[] = [];
+      if (c.populate) {
+        await mkdir(join(dir, 'tree'));
+        await writeFile(join(dir, 'tree/f'), 'x\n');
+        extra.push('--populate', join(dir, 'tree'));
+      }
+      const r = await mkimage([...c.args, ...extra, img], { env: { PATH: bin } });
       expect(r.exitCode, r.stderr).toBe(1);
       expect(r.stderr).toMatch(new RegExp(`^mkimage: ${c.missing.replace('.', '\\.')} is not installed or not on PATH: install the Debian package`));
       expect(r.stderr).toMatch(c.pkg);
-      expect(await readdir(dir)).toEqual(['bin']);
+      expect(r.stderr).toMatch(/nothing was created/);
+      expect((await readdir(dir)).filter((n) => n !== 'tree')).toEqual(['bin']);
     });
   }
 });
