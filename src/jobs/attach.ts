@@ -24,7 +24,7 @@ import { InvalidImageError, PoolError, UsageError, type ToolFailedError } from '
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { attachLoop, detachLoop, listLoops, type LoopDevice } from '../tools/losetup.js';
-import { Zfs, detectFlavour, zpoolImportArgs, type DatasetInfo, type PoolInfo, type ZfsFlavour } from '../tools/zfs.js';
+import { Zfs, checkPoolName, detectFlavour, zpoolImportArgs, type DatasetInfo, type PoolInfo, type ZfsFlavour } from '../tools/zfs.js';
 import { readImageHeader } from './inspect.js';
 import { checkAborted, withUndo } from './undo.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
@@ -104,6 +104,13 @@ function requireLabel(info: ImageZfsInfo, path: string): DetectedZfsLabel {
       `${path} holds no ZFS pool: no valid ZFS label in its partition at ${formatSize(info.partition.offsetBytes)} (attach, detach and destroy are for images made with --fs zfs)`,
       { path, partitionOffsetBytes: info.partition.offsetBytes },
     );
+  }
+  // The name comes from the image itself: a hostile image chooses it. Held to the same rules as
+  // --pool before it reaches losetup, zpool or a path ("-f...", "../", shell characters).
+  try {
+    checkPoolName(info.label.pool, 'the pool name in the image\'s ZFS label');
+  } catch (e) {
+    throw new InvalidImageError(`${path}: ${(e as Error).message}; refusing to attach it`, { path, pool: info.label.pool }, { cause: e });
   }
   if (info.label.state === 'destroyed') {
     throw new PoolError(`pool ${info.label.pool} in ${path} was destroyed (zpool destroy): there is nothing to attach`, { path, pool: info.label.pool });
