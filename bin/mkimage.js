@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Starts the CLI built from src/cli.ts (npm run build puts it in dist/).
-import { main } from '../dist/cli.js';
+// Starts the CLI: src/cli.ts bundled into one file by `npm run build` (scripts/bundle.mjs).
+import { main } from '../dist/bundle/cli.mjs';
 
 process.exitCode = await main(process.argv);
