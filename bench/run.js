@@ -28,24 +28,9 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+import { BIN, PRIVATE, REPO, privateBuild } from './private-build.js';
 /** The pool name of the --fs zfs cases (built and exported one run at a time). */
 const ZPOOL = `mkbench${process.pid % 100000}`;
-/**
- * The CLI measured: a private build of the sources (tsc into .cache/bench/dist, bin/mkimage.js
- * beside it), so that a rebuild of dist/ by someone else during a long run changes nothing.
- */
-const PRIVATE = join(REPO, '.cache/bench');
-const BIN = join(PRIVATE, 'bin/mkimage.js');
-
-function privateBuild() {
-  rmSync(join(PRIVATE, 'dist'), { recursive: true, force: true });
-  // Type errors in someone's work in progress do not stop the emit; a missing CLI does.
-  const r = spawnSync(join(REPO, 'node_modules/.bin/tsc'), ['-p', join(REPO, 'tsconfig.json'), '--outDir', join(PRIVATE, 'dist'), '--sourceMap', 'false', '--declaration', 'false'], { stdio: 'inherit' });
-  if (!existsSync(join(PRIVATE, 'dist/cli.js'))) throw new Error(`tsc failed (exit ${r.status}): no CLI to measure`);
-  mkdirSync(join(PRIVATE, 'bin'), { recursive: true });
-  writeFileSync(BIN, readFileSync(join(REPO, 'bin/mkimage.js')));
-}
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const TiB = 1024 ** 4;
@@ -568,7 +553,7 @@ Where the time goes when mkimage loses to the shell script: bench/README.md and 
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  privateBuild();
+  await privateBuild();
   RUSAGE = rusageTool();
   const base = o.dir ? resolve(o.dir) : tmpdir();
   const work = mkdtempSync(join(base, 'mkimage-bench-'));

@@ -19,22 +19,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-/**
- * The CLI measured: a private build of the sources (tsc into .cache/bench/dist, bin/mkimage.js
- * beside it), so that a rebuild of dist/ by someone else during a long run changes nothing.
- */
-const PRIVATE = join(REPO, '.cache/bench');
-const BIN = join(PRIVATE, 'bin/mkimage.js');
-
-function privateBuild() {
-  rmSync(join(PRIVATE, 'dist'), { recursive: true, force: true });
-  // Type errors in someone's work in progress do not stop the emit; a missing CLI does.
-  const r = spawnSync(join(REPO, 'node_modules/.bin/tsc'), ['-p', join(REPO, 'tsconfig.json'), '--outDir', join(PRIVATE, 'dist'), '--sourceMap', 'false', '--declaration', 'false'], { stdio: 'inherit' });
-  if (!existsSync(join(PRIVATE, 'dist/cli.js'))) throw new Error(`tsc failed (exit ${r.status}): no CLI to measure`);
-  mkdirSync(join(PRIVATE, 'bin'), { recursive: true });
-  writeFileSync(BIN, readFileSync(join(REPO, 'bin/mkimage.js')));
-}
+import { BIN, PRIVATE, REPO, privateBuild } from './private-build.js';
 const CACHE = join(REPO, '.cache');
 const OUT = join(tmpdir(), `mkimage-why-rusage-${process.pid}`);
 
@@ -210,7 +195,7 @@ function processes(argv, cwd) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   RUSAGE = rusageBin();
-  privateBuild();
+  await privateBuild();
   const work = mkdtempSync(join(o.dir, 'mkimage-why-'));
   const md = [];
   const say = (s = '') => {
