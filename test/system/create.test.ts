@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readAt } from '../../src/file/image-file.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GiB, MiB, TiB } from '../../src/layout/units.js';
 import { cleanDir, cli, sh, tempDir, withLoop } from './helpers/machine.js';
@@ -31,17 +32,6 @@ async function sfdiskJson(file: string) {
   return JSON.parse(r.stdout).partitiontable;
 }
 
-async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const { open } = await import('node:fs/promises');
-  const fh = await open(file);
-  try {
-    const b = Buffer.alloc(length);
-    await fh.read(b, 0, length, offset);
-    return b;
-  } finally {
-    await fh.close();
-  }
-}
 
 describe('create ext4', () => {
   it('1 GiB preallocated: MBR read by sfdisk and file, e2fsck clean, blocks kept after mkfs', async () => {
@@ -154,8 +144,8 @@ describe('headers against the tools that know them', () => {
     await sh('truncate', ['-s', '1G', ref]);
     const w = await sh('ndctl', ['write-infoblock', '-o', ref, '-m', 'fsdax', '-M', 'mem', '-a', '2M', '-u', uuid]);
     expect(w.exitCode, w.stderr).toBe(0);
-    const ours = await readRange(img, 4096, 4096);
-    const theirs = await readRange(ref, 4096, 4096);
+    const ours = await readAt(img, 4096, 4096);
+    const theirs = await readAt(ref, 4096, 4096);
     expect(ours.toString('hex')).toBe(theirs.toString('hex'));
   });
 
@@ -167,7 +157,7 @@ describe('headers against the tools that know them', () => {
     const pt = await sfdiskJson(img);
     expect(pt.label).toBe('gpt');
     expect(pt.partitions[0]).toMatchObject({ start: 4096, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', uuid: res.ids.partitionGuid.toUpperCase() });
-    expect((await readRange(img, 4096, 16)).toString('latin1')).toBe('NVDIMM_PFN_INFO\0');
+    expect((await readAt(img, 4096, 16)).toString('latin1')).toBe('NVDIMM_PFN_INFO\0');
   });
 
   it('--memmap pmem moves the partition to the data offset the struct pages need', async () => {

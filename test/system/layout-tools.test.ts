@@ -6,6 +6,7 @@
  */
 import { open, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readAt } from '../../src/file/image-file.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkGptHeader, decodeGptHeader, GPT_ENTRY_ARRAY_BYTES } from '../../src/layout/gpt.js';
 import { buildHeader, type HeaderIds } from '../../src/layout/header.js';
@@ -32,16 +33,6 @@ const IDS: HeaderIds = {
   partitionName: 'mkimage',
 };
 
-async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await open(file);
-  try {
-    const b = Buffer.alloc(length);
-    await fh.read(b, 0, length, offset);
-    return b;
-  } finally {
-    await fh.close();
-  }
-}
 
 /** A sparse image holding only what buildHeader writes. */
 async function writeHeaderImage(name: string, o: PlanOptions): Promise<string> {
@@ -78,7 +69,7 @@ describe('MBR and GPT against sfdisk', () => {
     const r = await sh('sfdisk', ['-q', theirs], { input: 'label: dos\nlabel-id: 0x12345678\nstart=4096, type=83\n' });
     expect(r.exitCode).toBe(0);
     const ours = encodeMbr(makeMbr(0x12345678, makePartitionEntry(0x83, 4096, GiB / 512 - 4096)));
-    expect((await readRange(theirs, 0, 512)).toString('hex')).toBe(ours.toString('hex'));
+    expect((await readAt(theirs, 0, 512)).toString('hex')).toBe(ours.toString('hex'));
   });
 
   it('sfdisk verifies and reads our 1 GiB MBR image', async () => {
@@ -114,11 +105,11 @@ describe('MBR and GPT against sfdisk', () => {
     const script = `label: gpt\nlabel-id: ${IDS.diskGuid}\nstart=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=${IDS.partitionGuid}, name="mkimage"\n`;
     expect((await sh('sfdisk', ['-q', file], { input: script })).exitCode).toBe(0);
     const total = (64 * MiB) / 512;
-    const primary = decodeGptHeader(await readRange(file, 512, 512));
-    const entries = await readRange(file, Number(primary.partitionEntryLba) * 512, GPT_ENTRY_ARRAY_BYTES);
+    const primary = decodeGptHeader(await readAt(file, 512, 512));
+    const entries = await readAt(file, Number(primary.partitionEntryLba) * 512, GPT_ENTRY_ARRAY_BYTES);
     expect(checkGptHeader(primary, entries, total, 1)).toEqual([]);
-    const backup = decodeGptHeader(await readRange(file, (total - 1) * 512, 512));
-    const backupEntries = await readRange(file, Number(backup.partitionEntryLba) * 512, GPT_ENTRY_ARRAY_BYTES);
+    const backup = decodeGptHeader(await readAt(file, (total - 1) * 512, 512));
+    const backupEntries = await readAt(file, Number(backup.partitionEntryLba) * 512, GPT_ENTRY_ARRAY_BYTES);
     expect(checkGptHeader(backup, backupEntries, total, total - 1)).toEqual([]);
   });
 });
@@ -133,7 +124,7 @@ describe('detectFs against mkfs', () => {
     const { execa } = await import('execa');
     const r = await execa('mkfs.ext4', args, { reject: false, env: ext4Env(1700000000) });
     expect(r.exitCode, String(r.stderr)).toBe(0);
-    expect(detectFs(await readRange(file, 2 * MiB, FS_MAGIC_PROBE_BYTES))).toEqual({
+    expect(detectFs(await readAt(file, 2 * MiB, FS_MAGIC_PROBE_BYTES))).toEqual({
       type: 'ext4', uuid, label: 'mkimage-ext4', blockBytes: 4096, sizeBytes: 62 * MiB,
     });
   });
@@ -145,7 +136,7 @@ describe('detectFs against mkfs', () => {
     const uuid = '7f6d2b3c-4e5a-4b7c-9d8e-0f1a2b3c4d5e';
     const r = await sh('mkfs.xfs', xfsArgs({ device: file, uuid, label: 'mkimage-xfs' }));
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(detectFs(await readRange(file, 0, FS_MAGIC_PROBE_BYTES))).toEqual({
+    expect(detectFs(await readAt(file, 0, FS_MAGIC_PROBE_BYTES))).toEqual({
       type: 'xfs', uuid, label: 'mkimage-xfs', blockBytes: 4096, sizeBytes: 512 * MiB,
     });
   });
