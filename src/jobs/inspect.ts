@@ -65,6 +65,15 @@ export interface ImageReport {
   guest: { accepts: boolean; pmemSizeBytes?: number; namespaceMode: 'fsdax' | 'raw' | 'none' };
 }
 
+/**
+ * Fields whose rejection makes nd_pfn_validate say "not a PFN device" (-ENODEV, -ENXIO): the kernel
+ * then exposes the raw namespace, a /dev/pmem0 of the whole file without DAX (seen in a Debian 6.1
+ * guest for a bad signature, checksum and mode). The kernel checks these before the others, so one
+ * of them failing decides. The other rules fail the probe (-EOPNOTSUPP,
+ * -ENOMEM in PMEM mode): no /dev/pmem0 at all.
+ */
+const RAW_FALLBACK_FIELDS = ['pfn.signature', 'pfn.checksum', 'pfn.parentUuid', 'pfn.mode'];
+
 function pfnReport(buf: Buffer): PfnReport {
   const sb = decodePfnInfo(buf);
   const eff = effectivePfn(sb);
@@ -176,7 +185,7 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
   const dataOff = report.pfn?.dataOffBytes;
   report.guest = accepts
     ? { accepts: true, pmemSizeBytes: sizeBytes - dataOff!, namespaceMode: 'fsdax' }
-    : { accepts: false, namespaceMode: pfnProblems.some((p) => p.field === 'pfn.signature' || p.field === 'pfn.checksum') ? 'raw' : 'none' };
+    : { accepts: false, namespaceMode: pfnProblems.some((p) => RAW_FALLBACK_FIELDS.includes(p.field)) ? 'raw' : 'none' };
 
   // Host and guest must agree on where the data is.
   if (dataOff !== undefined && accepts) {
