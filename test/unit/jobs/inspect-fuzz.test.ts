@@ -136,7 +136,10 @@ describe('a PFN block whose checksum matches but whose fields are out of range',
     expect(r.problems.find((p) => p.field === 'pfn.mode')!.message).toMatch(/mode is 7/);
     expect(r.problems.find((p) => p.field === 'pfn.endTrunc')!.message).toMatch(/end_trunc 0x1000/);
     expect(r.problems.find((p) => p.field === 'pfn.parentUuid')!.message).toMatch(/abab/);
-    expect(r.guest).toEqual({ accepts: false, namespaceMode: 'none' });
+    // parent_uuid and mode are checked first and make the kernel fall back to the raw namespace.
+    expect(r.guest).toEqual({ accepts: false, namespaceMode: 'raw' });
+    const probeFails = await inspectWithPfn({ ...good(), endTrunc: 4096 });
+    expect(probeFails.guest).toEqual({ accepts: false, namespaceMode: 'none' });
   });
 
   it('PMEM mode: page_size and page_struct_size each reported', async () => {
