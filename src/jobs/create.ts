@@ -11,7 +11,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
+import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
 import {
   allocatedBytes,
   createSparseFile,
@@ -318,7 +318,12 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
     // attached with): the image is complete and in place whatever happens now.
     phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
     const { attachImage } = await import('./attach.js');
-    attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
+    try {
+      attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
+    } catch (e) {
+      if (e instanceof MkimageError) e.message = `${o.path} was created and is complete, but attaching it failed: ${e.message} (retry with: mkimage attach ${o.path} --mount ${o.zfs.mount})`;
+      throw e;
+    }
   }
   timings[current] = (timings[current] ?? 0) + (performance.now() - t);
 
