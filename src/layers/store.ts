@@ -27,7 +27,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { LayerError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
 import { checkAborted, withUndo } from '../jobs/undo.js';
-import { Zfs, retryBusy, zfsSnapshotArgs, zfsCreateArgs, zfsMountArgs } from '../tools/zfs.js';
+import {
+  Zfs,
+  parseGet,
+  retryBusy,
+  zfsCloneArgs,
+  zfsCreateArgs,
+  zfsDestroyArgs,
+  zfsGetArgs,
+  zfsMountArgs,
+  zfsPromoteArgs,
+  zfsRenameArgs,
+  zfsSetArgs,
+  zfsSnapshotArgs,
+} from '../tools/zfs.js';
 import { applyLayer, type ApplyStats } from './apply.js';
 import { packageLayer, type PackageResult } from './package.js';
 import { layerDigests, openLayer, type LayerBlob, type SourceImage } from './source.js';
@@ -39,45 +52,6 @@ export const COMMIT_SNAPSHOT_PREFIX = 'mkimage-commit-';
 export const PROP_DIFFID = 'mkimage:diffid';
 export const PROP_CHAINID = 'mkimage:chainid';
 export const PROP_REFS = 'mkimage:refs';
-
-// ---------------------------------------------------------------------------------------------
-// Argument builders (pure) for what zfs.ts does not build
-
-export function zfsCloneArgs(snapshot: string, dataset: string): string[] {
-  return ['clone', snapshot, dataset];
-}
-export function zfsPromoteArgs(dataset: string): string[] {
-  return ['promote', dataset];
-}
-export function zfsRenameArgs(from: string, to: string): string[] {
-  return ['rename', from, to];
-}
-/** -r: the dataset's own snapshots too. Never -R: a dependent clone makes it fail instead. */
-export function zfsDestroyArgs(dataset: string): string[] {
-  return ['destroy', '-r', dataset];
-}
-export function zfsSetArgs(dataset: string, key: string, value: string): string[] {
-  return ['set', `${key}=${value}`, dataset];
-}
-/** One line per dataset and property: name, property, value (exact numbers). */
-export function zfsGetArgs(properties: readonly string[], datasets: string | readonly string[], recursive = false): string[] {
-  return ['get', '-H', '-p', ...(recursive ? ['-r'] : []), '-o', 'name,property,value', properties.join(','), ...(typeof datasets === 'string' ? [datasets] : datasets)];
-}
-
-/** `zfs get -H -p -o name,property,value` output as name -> property -> value ('-' dropped). */
-export function parseGet(stdout: string): Map<string, Record<string, string>> {
-  const out = new Map<string, Record<string, string>>();
-  for (const line of stdout.split('\n')) {
-    if (!line.trim()) continue;
-    const [name, prop, ...rest] = line.split('\t');
-    if (!name || !prop) continue;
-    const value = rest.join('\t');
-    const rec = out.get(name) ?? {};
-    if (value !== '-') rec[prop] = value;
-    out.set(name, rec);
-  }
-  return out;
-}
 
 /** Docker's ChainID step: sha256 of "sha256:<parent chain> sha256:<diff>" (hex in, hex out). */
 export function chainId(parentChain: string | undefined, diffHex: string): string {

@@ -489,8 +489,44 @@ export function zfsMountArgs(dataset: string): string[] {
   return ['mount', dataset];
 }
 
+export function zfsCloneArgs(snapshot: string, dataset: string): string[] {
+  return ['clone', snapshot, dataset];
+}
+export function zfsPromoteArgs(dataset: string): string[] {
+  return ['promote', dataset];
+}
+export function zfsRenameArgs(from: string, to: string): string[] {
+  return ['rename', from, to];
+}
+/** -r: the dataset's own snapshots too. Never -R: a dependent clone makes it fail instead. */
+export function zfsDestroyArgs(dataset: string): string[] {
+  return ['destroy', '-r', dataset];
+}
+export function zfsSetArgs(dataset: string, key: string, value: string): string[] {
+  return ['set', `${key}=${value}`, dataset];
+}
+/** One line per dataset and property: name, property, value (exact numbers). */
+export function zfsGetArgs(properties: readonly string[], datasets: string | readonly string[], recursive = false): string[] {
+  return ['get', '-H', '-p', ...(recursive ? ['-r'] : []), '-o', 'name,property,value', properties.join(','), ...(typeof datasets === 'string' ? [datasets] : datasets)];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output parsers (pure)
+
+/** `zfs get -H -p -o name,property,value` output as name -> property -> value ('-' dropped). */
+export function parseGet(stdout: string): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const line of stdout.split('\n')) {
+    if (!line.trim()) continue;
+    const [name, prop, ...rest] = line.split('\t');
+    if (!name || !prop) continue;
+    const value = rest.join('\t');
+    const rec = out.get(name) ?? {};
+    if (value !== '-') rec[prop] = value;
+    out.set(name, rec);
+  }
+  return out;
+}
 
 export interface PoolInfo {
   name: string;

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../../src/errors.js';
-import { altLayerName, chainId, checkRuntimeId, parseGet, zfsCloneArgs, zfsDestroyArgs, zfsGetArgs, zfsPromoteArgs, zfsRenameArgs, zfsSetArgs } from '../../../src/layers/store.js';
+import { altLayerName, chainId, checkRuntimeId } from '../../../src/layers/store.js';
+import { parseGet, zfsCloneArgs, zfsDestroyArgs, zfsGetArgs, zfsPromoteArgs, zfsRenameArgs, zfsSetArgs } from '../../../src/tools/zfs.js';
 
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
 const A = 'a'.repeat(64);
