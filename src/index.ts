@@ -72,7 +72,7 @@ export {
   removeRuntime,
   type ImportResult,
   type LayerJobOptions,
-} from './layers/jobs.js';
+} from './jobs/layers.js';
 export { applyLayer, type ApplyOptions, type ApplyStats } from './layers/apply.js';
 export { diffTrees, type Change, type ChangeKind, type DiffOptions } from './layers/diff.js';
 export { packageLayer, type PackageOptions, type PackageResult } from './layers/package.js';

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { formatSize } from '../layout/units.js';
-import type { ImportResult, LayerJobOptions } from '../layers/jobs.js';
+import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
 import { collect, printResult, type CliContext, type OutputOptions } from './context.js';
 
@@ -80,7 +80,7 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<source...>', 'OCI image layout directory, docker save archive, or layer tars (.tar/.tar.gz, bottom first)'),
   ).action(async (image: string, sources: string[], flags: Out) => {
     ctx.out = flags;
-    const { importLayers } = await import('../layers/jobs.js');
+    const { importLayers } = await import('../jobs/layers.js');
     const r = await importLayers(image, sources, { ...jobOptions(flags, ctx), onEvent: importProgress(flags) });
     printResult(flags, r, () => formatImport(r));
   });
@@ -88,7 +88,7 @@ export function register(program: Command, ctx: CliContext): void {
   common(layers.command('list').description('the layers: digest, parent, space used, image references, runtimes').argument('<image>', 'image file')).action(
     async (image: string, flags: Out) => {
       ctx.out = flags;
-      const { listLayers } = await import('../layers/jobs.js');
+      const { listLayers } = await import('../jobs/layers.js');
       const r = await listLayers(image, jobOptions(flags, ctx));
       printResult(flags, r, () => formatLayers(r.layers));
     },
@@ -106,7 +106,7 @@ export function register(program: Command, ctx: CliContext): void {
     const toStdout = flags.output === '-';
     if (toStdout && process.stdout.isTTY) throw new UsageError('-o - would write a tar to the terminal: redirect stdout to a file or pipe');
     if (!toStdout && (await fs.stat(flags.output).catch(() => undefined))?.isDirectory()) throw new UsageError(`-o ${flags.output} is a directory: give a file name`);
-    const { exportLayer } = await import('../layers/jobs.js');
+    const { exportLayer } = await import('../jobs/layers.js');
     const r = await exportLayer(image, digest, toStdout ? process.stdout : flags.output, jobOptions(flags, ctx));
     const { layer, ...rest } = r;
     const result = { ...rest, layer: layer.digest, dataset: layer.dataset, parent: layer.parent, output: flags.output };
@@ -124,7 +124,7 @@ export function register(program: Command, ctx: CliContext): void {
       .requiredOption('--name <id>', 'the runtime id'),
   ).action(async (image: string, flags: Out & { layer: string; name: string }) => {
     ctx.out = flags;
-    const { createRuntime } = await import('../layers/jobs.js');
+    const { createRuntime } = await import('../jobs/layers.js');
     const r = await createRuntime(image, flags.layer, flags.name, jobOptions(flags, ctx));
     printResult(flags, r, () =>
       `runtime ${r.id}: ${r.dataset} from layer ${short(r.layer)}${r.attachedByJob ? ` (the image is detached again: mkimage attach ${image} to work in it)` : r.mountpoint ? `, mounted at ${r.mountpoint}` : ''}`,
@@ -140,7 +140,7 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--rm', 'destroy the runtime after committing it'),
   ).action(async (image: string, id: string, flags: Out & { rm?: boolean }) => {
     ctx.out = flags;
-    const { commitRuntime } = await import('../layers/jobs.js');
+    const { commitRuntime } = await import('../jobs/layers.js');
     const r = await commitRuntime(image, id, { ...jobOptions(flags, ctx), remove: flags.rm });
     printResult(flags, r, () =>
       `runtime ${r.id}: ${r.created ? 'new layer' : 'same as layer'} ${r.digest} on ${short(r.parent)} (${r.entries} entries, ${r.whiteouts} whiteouts)${r.runtimeRemoved ? '; runtime removed' : ''}`,
@@ -150,7 +150,7 @@ export function register(program: Command, ctx: CliContext): void {
   common(runtime.command('rm').description('destroy a runtime').argument('<image>', 'image file').argument('<id>', 'runtime id')).action(
     async (image: string, id: string, flags: Out) => {
       ctx.out = flags;
-      const { removeRuntime } = await import('../layers/jobs.js');
+      const { removeRuntime } = await import('../jobs/layers.js');
       const r = await removeRuntime(image, id, jobOptions(flags, ctx));
       printResult(flags, r, () => `runtime ${id}: ${r.dataset} destroyed`);
     },
@@ -176,7 +176,7 @@ export async function checkCreateImport(fsType: string, sources: readonly string
 /** create --import after the image was made: imports, or removes the new image if that fails. */
 export async function importAfterCreate(image: string, sources: readonly string[], flags: OutputOptions & { mount?: string }, ctx: CliContext): Promise<ImportResult | undefined> {
   if (!sources.length) return undefined;
-  const { importLayers } = await import('../layers/jobs.js');
+  const { importLayers } = await import('../jobs/layers.js');
   try {
     return await importLayers(image, sources, { signal: ctx.signal, mount: flags.mount, onEvent: importProgress(flags) });
   } catch (e) {

@@ -12,12 +12,12 @@
  */
 import type { Writable } from 'node:stream';
 import { MkimageError } from '../errors.js';
-import { attachImage, detachImage, type AttachedImage } from '../jobs/attach.js';
+import { attachImage, detachImage, type AttachedImage } from './attach.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { Zfs, checkDatasetPath, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
-import type { PackageResult } from './package.js';
-import { readSources } from './source.js';
-import { LayerStore, type CommitResult, type ImportEvent, type ImportedImage, type LayerInfo, type RuntimeInfo } from './store.js';
+import type { PackageResult } from '../layers/package.js';
+import { readSources } from '../layers/source.js';
+import { LayerStore, type CommitResult, type ImportEvent, type ImportedImage, type LayerInfo, type RuntimeInfo } from '../layers/store.js';
 
 export interface LayerJobOptions {
   signal?: AbortSignal;

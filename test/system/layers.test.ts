@@ -12,7 +12,7 @@ import { InterruptedError, LayerError } from '../../src/errors.js';
 import { attachImage, detachImage } from '../../src/jobs/attach.js';
 import { createImage } from '../../src/jobs/create.js';
 import { applyLayer } from '../../src/layers/apply.js';
-import { commitRuntime, createRuntime, exportLayer, importLayers, listLayers, removeRuntime } from '../../src/layers/jobs.js';
+import { commitRuntime, createRuntime, exportLayer, importLayers, listLayers, removeRuntime } from '../../src/jobs/layers.js';
 import { readTar } from '../../src/layers/tar-read.js';
 import { MiB } from '../../src/layout/units.js';
 import { T0, chunksOf, listTree, makeTree, sha256, tarOf, writeOciLayout, type TestEntry } from '../unit/layers/helpers.js';
