@@ -5,7 +5,7 @@
  * Each boot takes ~5 s under TCG; boot times are printed and collected in the summary at the end.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -127,6 +127,8 @@ describe('ext4 and xfs images as the guest sees them', () => {
       expect(sha256(wrote)).toBe(report.write!.sha256);
       const check = await fsck(image, res.layout.partitionOffsetBytes, res.layout.fsSizeBytes, m.fs);
       expect(check.exitCode, String(check.stdout) + String(check.stderr)).toBe(0);
+      // A preallocated image is still wholly allocated after the guest mounted, wrote and unmounted.
+      if (!m.sparse) expect((await stat(image)).blocks * 512).toBeGreaterThanOrEqual(res.sizeBytes);
     });
   }
 });
