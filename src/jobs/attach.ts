@@ -26,7 +26,7 @@ import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { attachLoop, detachLoop, listLoops, type LoopDevice } from '../tools/losetup.js';
 import { Zfs, checkPoolName, detectFlavour, zpoolImportArgs, type DatasetInfo, type PoolInfo, type ZfsFlavour } from '../tools/zfs.js';
 import { readImageHeader } from './inspect.js';
-import { checkAborted, withUndo } from './undo.js';
+import { checkAborted, withUndo } from '../undo.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 import { formatSize } from '../layout/units.js';
 

@@ -31,7 +31,7 @@ import { fallocate } from '../tools/fallocate.js';
 import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
 import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
-import { checkAborted, withUndo, type Undo } from './undo.js';
+import { checkAborted, withUndo, type Undo } from '../undo.js';
 import type { AttachedImage } from './attach.js';
 import type { BuildPoolResult, PoolRequest } from './zfs-pool.js';
 import type { ZfsFlavour } from '../tools/zfs.js';

@@ -36,7 +36,7 @@ import {
   type Property,
   type ZfsFlavour,
 } from '../tools/zfs.js';
-import { checkAborted, type Undo } from './undo.js';
+import { checkAborted, type Undo } from '../undo.js';
 
 export const DATASET_LAYOUTS = ['calldown', 'dlite', 'none'] as const;
 export type DatasetLayout = (typeof DATASET_LAYOUTS)[number];

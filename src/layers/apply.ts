@@ -26,7 +26,7 @@
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
-import { checkAborted } from '../jobs/undo.js';
+import { checkAborted } from '../undo.js';
 import { run, type Runner } from '../tools/exec.js';
 import { decompress, readTar, type TarEntry } from './tar-read.js';
 

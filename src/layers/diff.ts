@@ -19,7 +19,7 @@
 import { constants, promises as fs, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { LayerError } from '../errors.js';
-import { checkAborted } from '../jobs/undo.js';
+import { checkAborted } from '../undo.js';
 
 export type ChangeKind = 'added' | 'modified' | 'deleted';
 

@@ -26,7 +26,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { LayerError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
-import { checkAborted, withUndo } from '../jobs/undo.js';
+import { checkAborted, withUndo } from '../undo.js';
 import {
   Zfs,
   parseGet,

@@ -13,7 +13,7 @@ import { removeEmptyTree } from '../../src/file/empty-dirs.js';
 import { createSparseFile, readAt, removeIfExists, writeAt } from '../../src/file/image-file.js';
 import { makeIds } from '../../src/jobs/create.js';
 import { readImageHeader } from '../../src/jobs/inspect.js';
-import { withUndo } from '../../src/jobs/undo.js';
+import { withUndo } from '../../src/undo.js';
 import { detectZfsLabel } from '../../src/jobs/zfs-detect.js';
 import { buildPool, type PoolRequest } from '../../src/jobs/zfs-pool.js';
 import { buildHeader } from '../../src/layout/header.js';

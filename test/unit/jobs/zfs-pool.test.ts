@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PoolError, UsageError } from '../../../src/errors.js';
 import { buildPool, planPool, preflightPool } from '../../../src/jobs/zfs-pool.js';
-import { withUndo } from '../../../src/jobs/undo.js';
+import { withUndo } from '../../../src/undo.js';
 import { FUSE, FakeZfs, OPENZFS } from '../helpers/fake-zfs.js';
 
 const build = (fake: FakeZfs, o: Partial<Parameters<typeof buildPool>[0]> = {}) =>

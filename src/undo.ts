@@ -4,7 +4,7 @@
  * mount) pushes its inverse right after it succeeds; on success the job calls `commit()` for the
  * steps that must stay, or `unwind()` for the ones that were only needed while building.
  */
-import { InterruptedError, MkimageError } from '../errors.js';
+import { InterruptedError, MkimageError } from './errors.js';
 
 interface UndoStep {
   id: number;
