@@ -60,7 +60,9 @@ export async function main(argv: string[]): Promise<number> {
     return ctx.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(e.code) ? 0 : 2;
+      // help and version asked for exit 0; help shown because a subcommand is missing exits 2.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      return e.code === 'commander.help' && e.exitCode === 0 ? 0 : 2;
     }
     return handleError(e, ctx.out, controller.signal);
   } finally {

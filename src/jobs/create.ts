@@ -9,7 +9,7 @@
  * A failure or a signal at any step unwinds everything done so far (Undo): the target path holds
  * the complete image or is untouched, and no loop device, pool or mount is left.
  */
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
 import {
@@ -147,6 +147,11 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   const st = await fs.lstat(target).catch(() => undefined);
   if (st?.isDirectory()) throw new UsageError(`${o.path} is a directory: give the path of the image file to create`, { path: o.path });
   if (st && !o.force) throw new TargetExistsError(o.path);
+  try {
+    await fs.access(dir, fsConstants.W_OK);
+  } catch {
+    throw new PermissionError(`cannot create ${o.path}: no write permission in ${dir} (nothing was written)`, { dir });
+  }
   if (o.label) {
     if (plan.fs === 'ext4' || plan.fs === 'xfs') checkLabel(plan.fs, o.label);
     else if (plan.fs === 'none') throw new UsageError('--label needs a filesystem: --fs ext4 or xfs (the GPT partition name uses it too)');
@@ -196,6 +201,31 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     }
   }
   return { zfsFlavour };
+}
+
+/**
+ * What the file system said, in the error family: the job's undo has already run, so the message
+ * can say that nothing was left. Errors that are MkimageErrors already pass through.
+ */
+function fileError(e: unknown, path: string, sizeBytes: number): unknown {
+  if (e instanceof MkimageError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const where = dirname(resolve(path));
+  switch (err?.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new NoSpaceError(`no space left in ${where} while writing ${path} (${err.code}); nothing was left behind: free some space or choose a smaller --size`, { path, code: err.code }, { cause: e });
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new PermissionError(`cannot write in ${where} (${err.code}${err.code === 'EROFS' ? ': read-only file system' : ''}): choose a directory you can write to, or run as its owner`, { path, code: err.code }, { cause: e });
+    case 'EEXIST':
+      return new TargetExistsError(path);
+    case 'EFBIG':
+      return new UsageError(`the file system holding ${where} cannot hold a file of ${formatSize(sizeBytes)} (EFBIG): use a smaller --size or another file system`, { path, sizeBytes }, );
+    default:
+      return e;
+  }
 }
 
 function isNoSpace(e: unknown): boolean {
@@ -285,40 +315,45 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   const sparse = o.sparse ?? false;
 
   let pool: BuildPoolResult | undefined;
-  await withUndo(o.signal, async (undo) => {
-    const temp = tempPathFor(target);
-    phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
-    await createSparseFile(temp, plan.sizeBytes);
-    undo.push(`temporary file ${temp}`, () => removeIfExists(temp));
-    if (!sparse) {
-      try {
-        await fallocate(temp, 0, plan.sizeBytes, o.signal);
-      } catch (e) {
-        if (!isNoSpace(e)) throw e;
-        const free = await freeBytes(dirname(target));
-        throw new NoSpaceError(
-          `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
-          { neededBytes: plan.sizeBytes, freeBytes: free },
-          { cause: e },
-        );
+  try {
+    await withUndo(o.signal, async (undo) => {
+      const temp = tempPathFor(target);
+      phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
+      // Recorded first: the file exists as soon as open(2) returns, and sizing it can still fail.
+      undo.push(`temporary file ${temp}`, () => removeIfExists(temp));
+      await createSparseFile(temp, plan.sizeBytes);
+      if (!sparse) {
+        try {
+          await fallocate(temp, 0, plan.sizeBytes, o.signal);
+        } catch (e) {
+          if (!isNoSpace(e)) throw e;
+          const free = await freeBytes(dirname(target));
+          throw new NoSpaceError(
+            `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
+            { neededBytes: plan.sizeBytes, freeBytes: free },
+            { cause: e },
+          );
+        }
       }
-    }
-    phase('header', 'writing MBR/GPT and PFN info block');
-    await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
-    pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour);
-    phase('publish', `renaming into place as ${o.path}`);
-    await fsyncFile(temp);
-    checkAborted(o.signal, 'publish');
-    await publish(temp, target, o.force ?? false);
-    undo.commit();
-  });
+      phase('header', 'writing MBR/GPT and PFN info block');
+      await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
+      pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour);
+      phase('publish', `renaming into place as ${o.path}`);
+      await fsyncFile(temp);
+      checkAborted(o.signal, 'publish');
+      await publish(temp, target, o.force ?? false);
+      undo.commit();
+    });
+  } catch (e) {
+    throw fileError(e, o.path, plan.sizeBytes);
+  }
   let attached: AttachedImage | undefined;
   if (o.zfs?.mount !== undefined) {
     // The pool is imported again from the final path (a loop device records the path it was
     // attached with): the image is complete and in place whatever happens now.
-    phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
-    const { attachImage } = await import('./attach.js');
     try {
+      phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
+      const { attachImage } = await import('./attach.js');
       attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
     } catch (e) {
       if (e instanceof MkimageError) e.message = `${o.path} was created and is complete, but attaching it failed: ${e.message} (retry with: mkimage attach ${o.path} --mount ${o.zfs.mount})`;

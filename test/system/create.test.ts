@@ -266,6 +266,24 @@ describe('nothing lost, nothing left', () => {
     expect((await readdir(dir)).sort()).toEqual(['big']);
   });
 
+  it('a size the target file system cannot hold (ext4: 16 TiB files) is a usage error and leaves no temp file', async () => {
+    const r = await cli(['--size', '17T', '--sparse', '--table', 'gpt', '--fs', 'none', join(dir, 'huge.img')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/cannot hold a file of 17 TiB \(EFBIG\)/);
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('a directory without write permission: a clear error before anything is written', async () => {
+    const { chmod } = await import('node:fs/promises');
+    await chmod(dir, 0o755);
+    const r = await sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', join(import.meta.dirname, '../../bin/mkimage.js'), '--size', '64M', '--sparse', join(dir, 'x.img')]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe(`mkimage: cannot create ${join(dir, 'x.img')}: no write permission in ${dir} (nothing was written)`);
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('sizes that are too small, zero or unparsable are usage errors naming the minimum', async () => {
     const small = await cli(['--size', '4M', join(dir, 's.img')]);
     expect(small.exitCode).toBe(2);
