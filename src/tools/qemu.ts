@@ -13,7 +13,7 @@
  *   NVDIMM on a read-only backend).
  * Pure: builds arguments; nothing here runs QEMU.
  */
-import { MiB } from '../layout/units.js';
+import { MiB, alignUp } from '../layout/units.js';
 
 export interface NvdimmArgsOptions {
   imagePath: string;
@@ -32,13 +32,14 @@ export function qemuEscape(value: string): string {
   return value.replace(/,/g, ',,');
 }
 
-/** Sizes as QEMU reads them: whole MiB with an M suffix when exact, else bytes. */
+/** Sizes as QEMU reads them: whole MiB with an M suffix when exact, else bytes with a B suffix. */
 export function qemuSize(bytes: number): string {
-  return bytes % MiB === 0 ? `${bytes / MiB}M` : String(bytes);
+  return bytes % MiB === 0 ? `${bytes / MiB}M` : `${bytes}B`;
 }
 
 export function nvdimmArgs(o: NvdimmArgsOptions): string[] {
-  const mem = o.memBytes ?? 1024 * MiB;
+  // QEMU reads a bare -m number as MiB: guest RAM is given in whole MiB (rounded up).
+  const mem = alignUp(o.memBytes ?? 1024 * MiB, MiB);
   const i = o.index ?? 1;
   const backend = [
     'memory-backend-file',

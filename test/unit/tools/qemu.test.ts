@@ -22,9 +22,13 @@ describe('nvdimmArgs', () => {
     expect(args.join(' ')).toContain('mem-path=/a,,b/c.img,size=');
     expect(args.join(' ')).not.toContain('label-size');
   });
-  it('writes sizes in MiB when exact, else bytes', () => {
+  it('writes sizes in MiB when exact, else bytes with a B suffix (a bare number would be MiB)', () => {
     expect(qemuSize(GiB)).toBe('1024M');
-    expect(qemuSize(GiB + 1)).toBe(String(GiB + 1));
+    expect(qemuSize(GiB + 1)).toBe(`${GiB + 1}B`);
+  });
+  it('rounds guest RAM up to whole MiB (--mem 1500K gave QEMU 1.5 TB once)', () => {
+    const args = nvdimmArgs({ imagePath: '/i', imageSizeBytes: 64 * MiB, memBytes: 1500 * 1024 });
+    expect(args[3]).toBe('2M,slots=2,maxmem=66M');
   });
   it('gives a DAX root command line', () => {
     expect(rootCmdline('xfs')).toBe('root=/dev/pmem0 rootfstype=xfs rootflags=dax rw');
