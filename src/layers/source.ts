@@ -22,7 +22,7 @@ import { constants, createReadStream, promises as fs } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import { LayerError, UsageError } from '../errors.js';
 import { BLOCK, MAX_META_BYTES, decodeHeader, isZeroBlock, padding, parsePax } from './tar-header.js';
-import { decompress, readTar } from './tar-read.js';
+import { decompress, readError, readTar } from './tar-read.js';
 
 export type SourceKind = 'oci-layout' | 'oci-archive' | 'docker-archive' | 'layer-tars';
 
@@ -296,13 +296,19 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
     if (layers.length !== diffIds.length) {
       throw new LayerError(`${where}: ${layers.length} layers but the config lists ${diffIds.length} diff_ids`, { source });
     }
-    const blobs = (layers as Descriptor[]).map((l, i): LayerBlob => {
+    const blobs: LayerBlob[] = [];
+    for (const [i, l] of (layers as Descriptor[]).entries()) {
       const name = blobPath(l.digest, `${where} layer ${i}`);
       if (l.mediaType !== undefined && !LAYER_MEDIA_RE.test(l.mediaType)) {
         throw new LayerError(`${where}: layer ${i} has media type ${l.mediaType}, not a layer tar`, { source, mediaType: l.mediaType });
       }
-      return { index: i, origin: `${source}:${name}`, mediaType: l.mediaType, blobDigest: l.digest, diffId: diffIds[i], size: l.size, open: () => c.open(name) };
-    });
+      // Checked now, before the image is touched: a missing blob is found by the import otherwise.
+      if (!(await c.has(name))) {
+        const image = names[0] ?? `manifest ${desc.digest}`;
+        throw new LayerError(`${source}: image ${image}: layer ${i} blob ${l.digest} is missing (${name})`, { source, image, blob: l.digest, member: name });
+      }
+      blobs.push({ index: i, origin: `${source}:${name}`, mediaType: l.mediaType, blobDigest: l.digest, diffId: diffIds[i], size: l.size, open: () => c.open(name) });
+    }
     const image: SourceImage = { source, kind, names, layers: blobs };
     byDigest.set(key, image);
   }
@@ -330,6 +336,10 @@ async function dockerImages(c: Container, source: string): Promise<SourceImage[]
       names,
       layers: layers.map((l, i): LayerBlob => {
         const name = memberName(l, `${where}.Layers[${i}]`);
+        if (!c.has(name)) {
+          const image = names[0] ?? `manifest.json[${n}]`;
+          throw new LayerError(`${source}: image ${image}: layer ${i} file ${name} is missing`, { source, image, member: name });
+        }
         const blob = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
         return { index: i, origin: `${source}:${name}`, blobDigest: blob ? `sha256:${blob[1]}` : undefined, diffId: diffIds[i], open: () => c.open(name) };
       }),
@@ -447,16 +457,20 @@ export function openLayer(blob: LayerBlob, onBytes?: (p: { storedBytes: number; 
   // 0.1 s per 130 MiB here, so this saves little, but nothing is hashed twice).
   let compressed: boolean | undefined;
   const raw = (async function* () {
-    for await (const chunk of blob.open()) {
-      if (compressed === undefined) {
-        // Plain only when the first 4 bytes are there and are neither gzip's nor zstd's magic.
-        const gzip = chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
-        const zstd = chunk.length >= 4 && chunk.readUInt32BE(0) === 0x28b52ffd;
-        compressed = chunk.length < 4 || gzip || zstd;
+    try {
+      for await (const chunk of blob.open()) {
+        if (compressed === undefined) {
+          // Plain only when the first 4 bytes are there and are neither gzip's nor zstd's magic.
+          const gzip = chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
+          const zstd = chunk.length >= 4 && chunk.readUInt32BE(0) === 0x28b52ffd;
+          compressed = chunk.length < 4 || gzip || zstd;
+        }
+        if (compressed) blobHash.update(chunk);
+        storedBytes += chunk.length;
+        yield chunk;
       }
-      if (compressed) blobHash.update(chunk);
-      storedBytes += chunk.length;
-      yield chunk;
+    } catch (error) {
+      throw readError(error, blob.origin);
     }
   })();
   const inner = decompress(raw, blob.origin)[Symbol.asyncIterator]();

@@ -13,7 +13,7 @@
  */
 import { createGunzip } from 'node:zlib';
 import { Readable, pipeline } from 'node:stream';
-import { LayerError } from '../errors.js';
+import { LayerError, MkimageError } from '../errors.js';
 import {
   BLOCK,
   MAX_META_BYTES,
@@ -244,16 +244,30 @@ function startsWith(buf: Buffer, magic: readonly number[]): boolean {
   return buf.length >= magic.length && magic.every((b, i) => buf[i] === b);
 }
 
+/** A failed read of a layer (a blob gone, EIO) as a LayerError naming it; LayerErrors pass as they are. */
+export function readError(error: unknown, what: string): unknown {
+  if (error instanceof MkimageError) return error;
+  const e = error as NodeJS.ErrnoException;
+  return new LayerError(`${what}: cannot read the layer (${e?.message ?? String(error)})`, { what, code: e?.code }, { cause: error });
+}
+
 /**
  * Passes an uncompressed tar through and gunzips a gzip one (detected by its magic bytes, not
  * its name). zstd is recognised and refused with a message saying so.
  */
 export async function* decompress(input: AsyncIterable<Uint8Array>, what = 'layer'): AsyncGenerator<Buffer> {
   const it = input[Symbol.asyncIterator]();
+  const next = async () => {
+    try {
+      return await it.next();
+    } catch (error) {
+      throw readError(error, what);
+    }
+  };
   let head = Buffer.alloc(0);
   let done = false;
   while (head.length < 4 && !done) {
-    const r = await it.next();
+    const r = await next();
     if (r.done) done = true;
     else head = Buffer.concat([head, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)]);
   }
@@ -262,7 +276,7 @@ export async function* decompress(input: AsyncIterable<Uint8Array>, what = 'laye
       if (head.length) yield head;
       if (done) return;
       for (;;) {
-        const r = await it.next();
+        const r = await next();
         if (r.done) return;
         yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
       }
@@ -287,7 +301,7 @@ export async function* decompress(input: AsyncIterable<Uint8Array>, what = 'laye
   try {
     for await (const chunk of gunzip) yield chunk as Buffer;
   } catch (error) {
-    if (error instanceof LayerError) throw error;
+    if (error instanceof MkimageError) throw error;
     const e = error as NodeJS.ErrnoException;
     throw new LayerError(`${what}: gzip data is corrupt or truncated (${e.code ?? ''} ${e.message})`, { code: e.code }, { cause: error });
   } finally {

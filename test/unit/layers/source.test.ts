@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LayerError, UsageError } from '../../../src/errors.js';
 import { applyLayer } from '../../../src/layers/apply.js';
 import { layerDigests, openLayer, readSources, type SourceImage } from '../../../src/layers/source.js';
+import { decompress } from '../../../src/layers/tar-read.js';
 import { listTree, sha256 as sha, tarOf, withTmp, writeOciLayout, type TestEntry } from './helpers.js';
 
 
@@ -127,6 +128,33 @@ describe('readSources', () => {
     });
   });
 
+  it('an OCI layout whose manifest names a layer blob that is not there: a LayerError naming the blob and the image', async () => {
+    await withTmp(async (dir) => {
+      const built = await ociLayout(join(dir, 'oci'));
+      const missing = sha(built.blobs[1]!);
+      await fs.rm(join(dir, 'oci/blobs/sha256', missing.slice(7)));
+      const e = await readSources([join(dir, 'oci')]).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(LayerError);
+      expect((e as Error).message).toBe(`${join(dir, 'oci')}: image docker.io/library/test:1: layer 1 blob ${missing} is missing (blobs/sha256/${missing.slice(7)})`);
+      expect((e as LayerError).data).toMatchObject({ source: join(dir, 'oci'), image: 'docker.io/library/test:1', blob: missing });
+    });
+  });
+
+  it('a docker save archive whose manifest names a layer file that is not there: a LayerError', async () => {
+    await withTmp(async (dir) => {
+      const config = Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: [sha(Buffer.from('x'))] } }));
+      const configName = `${sha(config).slice(7)}.json`;
+      const entries: TestEntry[] = [
+        { path: configName, type: 'file', bytes: config },
+        { path: 'manifest.json', type: 'file', text: JSON.stringify([{ Config: configName, RepoTags: ['test:3'], Layers: [`${'b'.repeat(64)}/layer.tar`] }]) },
+      ];
+      await fs.writeFile(join(dir, 'img.tar'), await tarOf(entries));
+      const e = await readSources([join(dir, 'img.tar')]).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(LayerError);
+      expect((e as Error).message).toBe(`${join(dir, 'img.tar')}: image test:3: layer 0 file ${'b'.repeat(64)}/layer.tar is missing`);
+    });
+  });
+
   it('missing source, directory without index.json: UsageError', async () => {
     await withTmp(async (dir) => {
       await expect(readSources([join(dir, 'nope.tar')])).rejects.toBeInstanceOf(UsageError);
@@ -151,6 +179,26 @@ describe('layer digests are checked while streaming', () => {
       const built = await ociLayout(join(dir, 'oci'), { wrongDiffId: 0 });
       const [image] = await readSources([join(dir, 'oci')]);
       await expect(layerDigests(image!.layers[0]!)).rejects.toThrow(new RegExp(`uncompressed layer has diff_id ${sha(built.tars[0]!)}, the image config says sha256:`));
+    });
+  });
+
+  it('a layer blob that cannot be read (gone after the sources were read) is a LayerError, not a raw ENOENT', async () => {
+    await withTmp(async (dir) => {
+      const built = await ociLayout(join(dir, 'oci'));
+      const [image] = await readSources([join(dir, 'oci')]);
+      await fs.rm(join(dir, 'oci/blobs/sha256', sha(built.blobs[0]!).slice(7)));
+      const e = await layerDigests(image!.layers[0]!).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(LayerError);
+      expect((e as Error).message).toMatch(/blobs\/sha256\/[0-9a-f]{64}: cannot read the layer \(ENOENT: no such file or directory/);
+      // decompress on its own: a read error of its input is a LayerError naming what it reads.
+      const failing = (async function* (): AsyncGenerator<Buffer> {
+        throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+      })();
+      const d = await (async () => {
+        for await (const _ of decompress(failing, 'x.tar')) void _;
+      })().catch((err: unknown) => err);
+      expect(d).toBeInstanceOf(LayerError);
+      expect((d as Error).message).toBe('x.tar: cannot read the layer (EIO: i/o error, read)');
     });
   });
 
