@@ -184,7 +184,7 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
   const accepts = pfnProblems.length === 0;
   const dataOff = report.pfn?.dataOffBytes;
   report.guest = accepts
-    ? { accepts: true, pmemSizeBytes: sizeBytes - dataOff!, namespaceMode: 'fsdax' }
+    ? { accepts: true, pmemSizeBytes: sizeBytes - dataOff! - effectivePfn(decodePfnInfo(pfnBuf)).endTrunc, namespaceMode: 'fsdax' }
     : { accepts: false, namespaceMode: pfnProblems.some((p) => RAW_FALLBACK_FIELDS.includes(p.field)) ? 'raw' : 'none' };
 
   // Host and guest must agree on where the data is.

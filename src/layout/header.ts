@@ -70,6 +70,7 @@ export function buildHeader(plan: LayoutPlan, ids: HeaderIds): HeaderWrite[] {
     namespaceSizeBytes: plan.sizeBytes,
     mode: plan.pfn.mode as 1 | 2,
     alignBytes: plan.pfn.alignBytes,
+    endTruncBytes: plan.pfn.endTruncBytes,
   });
   assertNoProblems('PFN info block', checkPfnInfo(pfn, { sizeBytes: plan.sizeBytes }));
   writes.push({ offsetBytes: plan.pfn.offsetBytes, data: encodePfnInfo(pfn), what: 'PFN info block' });

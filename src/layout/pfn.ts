@@ -15,7 +15,7 @@
  *   0x040  8     npfns             (size - dataoff) / 4096        RAM: stored only; PMEM: recomputed
  *   0x048  4     mode              1 RAM, 2 PMEM                  must be 1 or 2
  *   0x04C  4     start_pad         0                              (deprecated)
- *   0x050  4     end_trunc         0                              size - end_trunc 2 MiB aligned
+ *   0x050  4     end_trunc         0 (GPT: 2 MiB, its backup)      size - end_trunc 2 MiB aligned
  *   0x054  4     align             2 MiB                          <= size; 0 means 1 << ilog2(dataoff)
  *   0x058  4     page_size         4096                           PMEM: rejected if > PAGE_SIZE
  *   0x05C  2     page_struct_size  64                             PMEM: rejected if < sizeof(struct page)
@@ -112,6 +112,8 @@ export interface PfnInfoOptions {
   namespaceSizeBytes: number;
   mode?: typeof PFN_MODE_RAM | typeof PFN_MODE_PMEM;
   alignBytes?: number;
+  /** The end of the namespace left out of /dev/pmem0 (a multiple of 2 MiB; default 0). */
+  endTruncBytes?: number;
   signature?: typeof PFN_SIG | typeof DAX_SIG;
 }
 
@@ -125,10 +127,10 @@ export function makePfnInfo(o: PfnInfoOptions): NdPfnSb {
     versionMajor: 1,
     versionMinor: 4,
     dataOff: BigInt(o.dataOffBytes),
-    npfns: BigInt(Math.floor((o.namespaceSizeBytes - o.dataOffBytes) / PAGE_SIZE)),
+    npfns: BigInt(Math.floor((o.namespaceSizeBytes - o.dataOffBytes - (o.endTruncBytes ?? 0)) / PAGE_SIZE)),
     mode: o.mode ?? PFN_MODE_RAM,
     startPad: 0,
-    endTrunc: 0,
+    endTrunc: o.endTruncBytes ?? 0,
     align: o.alignBytes ?? DAX_ALIGN_BYTES,
     pageSize: PAGE_SIZE,
     pageStructSize: STRUCT_PAGE_SIZE,

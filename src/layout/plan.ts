@@ -10,7 +10,7 @@
  * (PFN block) agree on where the filesystem is.
  */
 import { UsageError } from '../errors.js';
-import { GPT_ENTRY_ARRAY_SECTORS, GPT_TYPE_LINUX, GPT_TYPE_ZFS } from './gpt.js';
+import { GPT_TYPE_LINUX, GPT_TYPE_ZFS } from './gpt.js';
 import { MBR_MAX_SECTORS, MBR_TYPE_LINUX, MBR_TYPE_ZFS } from './mbr.js';
 import { PFN_MODE_PMEM, PFN_MODE_RAM, pmemDataOffBytes } from './pfn.js';
 import { DAX_ALIGN_BYTES, FS_BLOCK_BYTES, MiB, PFN_INFO_OFFSET_BYTES, SECTOR_BYTES, alignDown, alignUp, formatSize, isPowerOfTwo } from './units.js';
@@ -69,11 +69,12 @@ export interface LayoutPlan {
   fs: FsType;
   memmap: Memmap;
   table: TableType;
-  pfn: { offsetBytes: number; mode: number; alignBytes: number; dataOffBytes: number };
+  /** endTruncBytes: the end of the namespace the guest leaves out (the GPT tail). */
+  pfn: { offsetBytes: number; mode: number; alignBytes: number; dataOffBytes: number; endTruncBytes: number };
   partition: PartitionPlan;
   /** The filesystem's size: the partition rounded down to whole 4 KiB blocks. */
   fsSizeBytes: number;
-  /** What the guest's /dev/pmem0 will be: size - dataoff. */
+  /** What the guest's /dev/pmem0 will be: size - dataoff - end_trunc (= the partition, 2 MiB aligned). */
   pmemSizeBytes: number;
 }
 
@@ -81,9 +82,15 @@ function dataOffFor(sizeBytes: number, memmap: Memmap): number {
   return memmap === 'pmem' ? Math.max(DEFAULT_DATA_OFF_BYTES, pmemDataOffBytes(sizeBytes, DAX_ALIGN_BYTES)) : DEFAULT_DATA_OFF_BYTES;
 }
 
-/** Bytes the table keeps at the end of the image (GPT backup header and entries). */
-function tailBytes(table: TableType): number {
-  return table === 'gpt' ? (GPT_ENTRY_ARRAY_SECTORS + 1) * SECTOR_BYTES : 0;
+/**
+ * Bytes the table keeps at the end of the image, outside the partition and outside the guest's
+ * /dev/pmem0: a GPT's backup header and entries (16.5 KiB) need a whole 2 MiB, because the PFN
+ * block cuts the namespace's end (end_trunc) only in steps of 2 MiB. Without the cut, /dev/pmem0
+ * would run over the backup GPT and a ZFS pool, which writes its labels 2 and 3 at the end of its
+ * device, would overwrite it as soon as a guest used the pool.
+ */
+export function tailBytes(table: TableType): number {
+  return table === 'gpt' ? DAX_ALIGN_BYTES : 0;
 }
 
 /** The smallest image for these options, aligned. */
@@ -137,6 +144,7 @@ export function planLayout(o: PlanOptions): LayoutPlan {
       mode: memmap === 'pmem' ? PFN_MODE_PMEM : PFN_MODE_RAM,
       alignBytes: DAX_ALIGN_BYTES,
       dataOffBytes,
+      endTruncBytes: tailBytes(table),
     },
     partition: {
       offsetBytes: dataOffBytes,
@@ -148,6 +156,6 @@ export function planLayout(o: PlanOptions): LayoutPlan {
       gptTypeGuid: o.fs === 'zfs' ? GPT_TYPE_ZFS : GPT_TYPE_LINUX,
     },
     fsSizeBytes: alignDown(partitionBytes, FS_BLOCK_BYTES),
-    pmemSizeBytes: sizeBytes - dataOffBytes,
+    pmemSizeBytes: sizeBytes - dataOffBytes - tailBytes(table),
   };
 }

@@ -153,17 +153,25 @@ describe('GPT and read-only images', () => {
     const res = await create(['--size', '256M', '--sparse', '--table', 'gpt', image]);
     const report = await boot('gpt ext4', image, ['--fs', 'ext4']);
     expect(report.mode).toBe('fsdax');
-    expect(report.pmem.size).toBe(res.sizeBytes - res.layout.dataOffBytes);
+    // end_trunc leaves the last 2 MiB (the backup GPT) out: /dev/pmem0 is exactly the partition.
+    expect(report.pmem.size).toBe(res.layout.partitionSizeBytes);
+    expect(report.pmem.size).toBe(res.sizeBytes - res.layout.dataOffBytes - 2 * MiB);
     expect(report.mount).toMatchObject({ ok: true, daxActive: true });
   });
 
-  it('a GPT ZFS image: the pool imports although /dev/pmem0 is 33 sectors longer than the partition', async () => {
+  it('a GPT ZFS image: the guest imports and exports the pool, and the backup GPT survives', async () => {
     const image = join(dir, 'gptzfs.img');
     const pool = `gptpool${process.pid}`;
     const res = await create(['--size', '256M', '--sparse', '--table', 'gpt', '--fs', 'zfs', '--pool', pool, image]);
     const report = await boot('gpt zfs', image, ['--pool', pool]);
-    expect(report.zfs).toMatchObject({ imported: true, error: '' });
+    expect(report.pmem.size).toBe(res.layout.partitionSizeBytes);
+    expect(report.zfs).toMatchObject({ imported: true, error: '', exported: true });
     expect([...report.zfs!.list].sort()).toEqual([...res.zfs.datasets, ...res.zfs.snapshots].sort());
+    // The guest's pool wrote its end labels at the end of /dev/pmem0: not over the backup GPT.
+    const after = await cli(['inspect', '--json', image]);
+    expect(JSON.parse(after.stdout).problems).toEqual([]);
+    const verify = await execa('sfdisk', ['--verify', image], { reject: false });
+    expect(String(verify.stdout)).toContain('No errors detected');
   });
 
   it('--readonly: the guest mounts the shared image read-only and the file is unchanged', async () => {

@@ -123,7 +123,7 @@ describe('GPT image header', () => {
   it('describes the plan\'s partition with the given GUIDs and name', () => {
     const [e, ...rest] = decodeGptEntries(w['GPT entries']!.data);
     expect(rest).toEqual([]);
-    expect(describeGptEntry(e!)).toEqual({ typeGuid: GPT_TYPE_LINUX, uniqueGuid: IDS.partitionGuid, startingLba: 4096, endingLba: total - 34, name: 'mkimage' });
+    expect(describeGptEntry(e!)).toEqual({ typeGuid: GPT_TYPE_LINUX, uniqueGuid: IDS.partitionGuid, startingLba: 4096, endingLba: total - 4096 - 1, name: 'mkimage' });
   });
   it('uses the ZFS type for zfs', () => {
     const e = decodeGptEntries(byWhat(build({ sizeBytes: size, fs: 'zfs', table: 'gpt' }))['GPT entries']!.data)[0]!;

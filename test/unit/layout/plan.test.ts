@@ -27,7 +27,7 @@ describe('the default plan: 1 GiB, ext4, MBR, RAM mode', () => {
       fs: 'ext4',
       memmap: 'ram',
       table: 'mbr',
-      pfn: { offsetBytes: 4096, mode: PFN_MODE_RAM, alignBytes: 2 * MiB, dataOffBytes: 2 * MiB },
+      pfn: { offsetBytes: 4096, mode: PFN_MODE_RAM, alignBytes: 2 * MiB, dataOffBytes: 2 * MiB, endTruncBytes: 0 },
       partition: {
         offsetBytes: 2 * MiB,
         sizeBytes: GiB - 2 * MiB,
@@ -122,7 +122,7 @@ describe('the xfs minimum is exactly what mkfs.xfs needs', () => {
 describe('PMEM mode: struct pages on the device', () => {
   it('1 GiB: data offset 18 MiB (8 KiB + 64 B per 4 KiB page, rounded up to 2 MiB), and the partition starts there', () => {
     const p = planLayout({ sizeBytes: GiB, fs: 'ext4', memmap: 'pmem' });
-    expect(p.pfn).toEqual({ offsetBytes: 4096, mode: PFN_MODE_PMEM, alignBytes: 2 * MiB, dataOffBytes: 18 * MiB });
+    expect(p.pfn).toEqual({ offsetBytes: 4096, mode: PFN_MODE_PMEM, alignBytes: 2 * MiB, dataOffBytes: 18 * MiB, endTruncBytes: 0 });
     expect(p.partition.offsetBytes).toBe(18 * MiB);
     expect(p.partition.startLba).toBe(36864);
     expect(p.partition.endLba).toBe(2097151);
@@ -140,24 +140,22 @@ describe('PMEM mode: struct pages on the device', () => {
   it('works with GPT too', () => {
     const p = planLayout({ sizeBytes: GiB, fs: 'ext4', memmap: 'pmem', table: 'gpt' });
     expect(p.partition.startLba).toBe(36864);
-    expect(p.partition.endLba).toBe(2097152 - 34);
+    expect(p.partition.endLba).toBe(2097152 - 4096 - 1);
   });
 });
 
-describe('GPT: the tail keeps the backup entries and header', () => {
-  it('1 GiB: the partition ends 33 sectors before the end, at the last usable LBA sfdisk shows', () => {
+describe('GPT: the last 2 MiB keep the backup entries and header, outside the partition and /dev/pmem0', () => {
+  it('1 GiB: the partition ends 2 MiB before the end; the PFN block cuts the same 2 MiB (end_trunc)', () => {
     const p = planLayout({ sizeBytes: GiB, fs: 'ext4', table: 'gpt' });
     expect(p.table).toBe('gpt');
     expect(p.partition.startLba).toBe(4096);
-    expect(p.partition.endLba).toBe(2097118); // sfdisk --dump of our image: last-lba: 2097118
-    expect(p.partition.sectorCount).toBe(2093023);
-    expect(p.partition.sizeBytes).toBe(2093023 * 512);
-    // the filesystem is whole 4 KiB blocks: the last 3.5 KiB of the partition stay unused
-    expect(p.fsSizeBytes).toBe(1071624192);
-    expect(p.fsSizeBytes % 4096).toBe(0);
-    expect(p.partition.sizeBytes - p.fsSizeBytes).toBe(3584);
-    // the guest sees everything from dataoff, tail included
-    expect(p.pmemSizeBytes).toBe(GiB - 2 * MiB);
+    expect(p.partition.endLba).toBe(2097152 - 4096 - 1); // sfdisk's last usable LBA (2097118) is beyond
+    expect(p.partition.sectorCount).toBe(2088960);
+    expect(p.partition.sizeBytes).toBe(GiB - 4 * MiB);
+    expect(p.fsSizeBytes).toBe(GiB - 4 * MiB);
+    expect(p.pfn.endTruncBytes).toBe(2 * MiB);
+    // the guest's /dev/pmem0 is exactly the partition: a pool's end labels never reach the backup GPT
+    expect(p.pmemSizeBytes).toBe(p.partition.sizeBytes);
   });
 });
 
@@ -177,9 +175,9 @@ describe('the MBR limit: 2^32 sectors', () => {
   });
   it('GPT takes 2 TiB + 2 MiB and 1 PiB, LBAs beyond 2^32 exact', () => {
     const p = planLayout({ sizeBytes: 2 * TiB + 2 * MiB, fs: 'ext4', table: 'gpt' });
-    expect(p.partition.endLba).toBe(2 ** 32 + 4096 - 34);
+    expect(p.partition.endLba).toBe(2 ** 32 + 4096 - 4096 - 1);
     const big = planLayout({ sizeBytes: 1024 * TiB, fs: 'zfs', table: 'gpt' });
-    expect(big.partition.endLba).toBe(2 ** 41 - 34);
+    expect(big.partition.endLba).toBe(2 ** 41 - 4096 - 1);
   });
 });
 
@@ -246,10 +244,11 @@ describe('invariants over sizes, tables and modes', () => {
           expect(p.partition.startLba * 512).toBe(p.pfn.dataOffBytes);
           expect(p.pfn.dataOffBytes % (2 * MiB)).toBe(0);
           expect(p.partition.sectorCount).toBe(p.partition.endLba - p.partition.startLba + 1);
-          expect(p.partition.endLba).toBe(table === 'mbr' ? total - 1 : total - 34);
+          expect(p.partition.endLba).toBe(table === 'mbr' ? total - 1 : total - 4096 - 1);
           expect(p.fsSizeBytes % 4096).toBe(0);
           expect(p.fsSizeBytes).toBeGreaterThanOrEqual(MIN_PARTITION_BYTES.ext4);
-          expect(p.pmemSizeBytes).toBe(p.sizeBytes - p.pfn.dataOffBytes);
+          expect(p.pmemSizeBytes).toBe(p.sizeBytes - p.pfn.dataOffBytes - p.pfn.endTruncBytes);
+          expect(p.pmemSizeBytes).toBe(p.partition.sizeBytes);
         }
       });
     }
