@@ -23,7 +23,7 @@ import { basename, join, resolve } from 'node:path';
 import { InvalidImageError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
-import { attachLoop, detachLoop, listLoops, type LoopDevice } from '../tools/losetup.js';
+import { attachLoop, detachLoop, listLoops, loopsOfFile, type LoopDevice } from '../tools/losetup.js';
 import { Zfs, checkPoolName, detectFlavour, zpoolImportArgs, type DatasetInfo, type PoolInfo, type ZfsFlavour } from '../tools/zfs.js';
 import { readImageHeader } from './inspect.js';
 import { checkAborted, withUndo } from '../undo.js';
@@ -209,9 +209,16 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
     // The loop device: one showing exactly the partition, or a new one.
     let loop = loops.find((l) => l.sizeLimitBytes === info.partition.sizeBytes);
     if (!loop) {
-      const name = await attachLoop({ file: info.file, offsetBytes: info.partition.offsetBytes, sizeLimitBytes: info.partition.sizeBytes, signal }, run);
-      undo.push(`loop device ${name}`, () => detachLoop(name, run));
-      loop = { name, backFile: info.file, offsetBytes: info.partition.offsetBytes, sizeLimitBytes: info.partition.sizeBytes, readOnly: false };
+      // Recorded before losetup runs: one killed (Ctrl-C) after attaching but before printing the
+      // name leaves a device nobody knows. Undone: every device of the file at the partition's
+      // offset that was not there before.
+      const offset = info.partition.offsetBytes;
+      const before = new Set((await loopsOfFile(info.file, run)).map((l) => l.name));
+      undo.push(`loop device of ${info.file} at ${offset}`, async () => {
+        for (const l of await loopsOfFile(info.file, run)) if (l.offsetBytes === offset && !before.has(l.name)) await detachLoop(l.name, run);
+      });
+      const name = await attachLoop({ file: info.file, offsetBytes: offset, sizeLimitBytes: info.partition.sizeBytes, signal }, run);
+      loop = { name, backFile: info.file, offsetBytes: offset, sizeLimitBytes: info.partition.sizeBytes, readOnly: false };
     }
     checkAborted(signal, 'loop attach');
 

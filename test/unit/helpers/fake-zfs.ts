@@ -162,7 +162,12 @@ export class FakeZfs {
         return ok();
       }
       if (args[0] === '--json') {
-        const loopdevices = [...this.loops].map(([name, l]) => ({ name, 'back-file': l.file, offset: l.offset, sizelimit: l.sizelimit, ro: false }));
+        // --associated FILE: only the devices of that file (losetup matches its inode; a path here).
+        const a = args.indexOf('--associated');
+        const only = a >= 0 ? args[a + 1] : undefined;
+        const loopdevices = [...this.loops]
+          .filter(([, l]) => only === undefined || l.file === only)
+          .map(([name, l]) => ({ name, 'back-file': l.file, offset: l.offset, sizelimit: l.sizelimit, ro: false }));
         return ok(JSON.stringify({ loopdevices }));
       }
     }

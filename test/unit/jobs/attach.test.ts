@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InvalidImageError, PoolError, UsageError } from '../../../src/errors.js';
+import { InvalidImageError, PoolError, ToolFailedError, UsageError } from '../../../src/errors.js';
+import type { Runner } from '../../../src/tools/exec.js';
 import { attachImage, destroyImage, detachImage, statusImages } from '../../../src/jobs/attach.js';
 import { makeIds } from '../../../src/jobs/create.js';
 import { createSparseFile, writeAt } from '../../../src/file/image-file.js';
@@ -115,6 +116,25 @@ describe('attachImage', () => {
     expect(fake.pools.size).toBe(0);
     expect(fake.loops.size).toBe(0);
     await expect(lstat(join(runtimeDir, 'vdev/loop0'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a losetup killed after it attached the device, before it said which: the new device is detached, others are kept', async () => {
+    const { fake, o } = machine();
+    // A device of the same file and offset that attach does not use (another size limit), and
+    // one of another file: both were there before and stay.
+    fake.loops.set('/dev/loop0', { file: img, offset: 2 * MiB, sizelimit: 4096 });
+    fake.loops.set('/dev/loop1', { file: '/srv/other.img', offset: 2 * MiB, sizelimit: PLAN.partition.sizeBytes });
+    const killed: Runner = async (file, args, options) => {
+      const r = await fake.runner(file, args, options);
+      if (file === 'losetup' && args[0] === '--find') {
+        throw new ToolFailedError(`losetup ${args.join(' ')} was killed by SIGTERM`, { command: [file, ...args], exitCode: null, signal: 'SIGTERM', stderr: '' });
+      }
+      return r;
+    };
+    const e = await attachImage(img, { ...o, run: killed }).catch((x) => x);
+    expect(e).toBeInstanceOf(ToolFailedError);
+    expect(fake.calls).toContain('losetup --detach /dev/loop2');
+    expect([...fake.loops.keys()].sort()).toEqual(['/dev/loop0', '/dev/loop1']);
   });
 
   it('--owner: chown -R of the top mountpoints; a bad owner is refused before anything runs', async () => {
