@@ -180,8 +180,9 @@ function nullSink(): Writable {
   });
 }
 
+/** zfs's answer for a dataset that is not there; OpenZFS says this for a missing snapshot. */
 function isMissing(e: unknown): boolean {
-  return /does not exist/.test(String((e as ToolFailedError)?.data?.stderr ?? ''));
+  return /does not exist|could not find any snapshots/.test(String((e as ToolFailedError)?.data?.stderr ?? ''));
 }
 
 export interface StoreOptions {
@@ -294,10 +295,27 @@ export class LayerStore {
     return `${this.storage}/${TMP_PREFIX}${randomBytes(6).toString('hex')}`;
   }
 
-  /** Layer datasets left by a process that was killed mid-build: destroyed before new work. */
+  /**
+   * What a process killed mid-build left (no undo ran: SIGKILL, a power cut), destroyed before
+   * new work: half-made layer datasets, and commit snapshots nothing was cloned from (a commit
+   * snapshot in use is always the origin of a runtime or a layer).
+   */
   private async removeStale(): Promise<string[]> {
     const stale = (await this.zfs.listDatasets(this.storage, 'filesystem')).map((d) => d.name).filter((n) => n.startsWith(`${this.storage}/${TMP_PREFIX}`));
     for (const d of stale) await this.destroy(d, this.zfs);
+    // `zfs get -r` lists snapshots too: their names, and every dataset's origin.
+    const all = parseGet((await this.zfs.zfs(zfsGetArgs(['origin'], [this.storage, this.runtime], true))).stdout);
+    const origins = new Set([...all.values()].map((p) => p.origin).filter((o): o is string => o !== undefined));
+    const snaps = [...all.keys()].filter((n) => n.split('@')[1]?.startsWith(COMMIT_SNAPSHOT_PREFIX) && !origins.has(n));
+    for (const snap of snaps) {
+      try {
+        // Without -r or -R: a clone elsewhere in the pool makes it fail, and the snapshot stays.
+        await retryBusy(() => this.zfs.zfs(['destroy', snap]));
+        stale.push(snap);
+      } catch {
+        /* still in use */
+      }
+    }
     return stale;
   }
 
@@ -582,12 +600,13 @@ export class LayerStore {
     const parentChain = await this.chainOf(parent);
     return withUndo(signal, async (undo) => {
       const snap = `${rt.name}@${COMMIT_SNAPSHOT_PREFIX}${randomBytes(4).toString('hex')}`;
-      await this.zfs.zfs(zfsSnapshotArgs(snap));
+      // Recorded before zfs runs: one killed (Ctrl-C) after making the snapshot leaves it otherwise.
       undo.push(`snapshot ${snap}`, async () => {
         await retryBusy(() => this.cleanup.zfs(['destroy', snap])).catch((e: unknown) => {
           if (!isMissing(e)) throw e;
         });
       });
+      await this.zfs.zfs(zfsSnapshotArgs(snap));
       const tmp = this.tempName();
       await this.zfs.zfs(zfsCloneArgs(snap, tmp));
       undo.push(`half-made layer ${tmp}`, () => this.destroy(tmp));

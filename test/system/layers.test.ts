@@ -8,7 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InterruptedError, LayerError } from '../../src/errors.js';
+import { InterruptedError, LayerError, ToolFailedError } from '../../src/errors.js';
+import { run, type Runner } from '../../src/tools/exec.js';
 import { attachImage, detachImage } from '../../src/jobs/attach.js';
 import { createImage } from '../../src/jobs/create.js';
 import { applyLayer } from '../../src/layers/apply.js';
@@ -287,6 +288,36 @@ describe('runtime create, change, commit', () => {
     const merged = await expectedTree([...tars, bytes]);
     expect(merged['srv/www/index.html']).toMatchObject({ text: '<h1>hi</h1>' });
     expect(merged['opt/app']).toBeUndefined();
+  });
+});
+
+describe('commit snapshots left behind', () => {
+  const commitSnapshots = async () =>
+    withAttached(async () => (await sh('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', pool])).stdout.split('\n').filter((n) => n.includes('@mkimage-commit-')).sort());
+
+  it('a zfs snapshot killed after it made the commit snapshot: the snapshot is destroyed; a stale one is removed by the next commit', async () => {
+    const before = await commitSnapshots();
+    await createRuntime(image, digests[2]!, 'snap1');
+    // The snapshot is made, then its zfs is "killed" before mkimage hears it succeeded.
+    const killed: Runner = async (file, args, options) => {
+      const r = await run(file, args, options);
+      if (file === 'zfs' && args[0] === 'snapshot' && String(args[args.length - 1]).includes('@mkimage-commit-')) {
+        throw new ToolFailedError(`zfs ${args.join(' ')} was killed by SIGTERM`, { command: [file, ...args], exitCode: null, signal: 'SIGTERM', stderr: '' });
+      }
+      return r;
+    };
+    const e = await commitRuntime(image, 'snap1', { run: killed }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(ToolFailedError);
+    expect(await commitSnapshots()).toEqual(before);
+
+    // One left by a process killed outright (SIGKILL: no undo ran): the next commit removes it.
+    await withAttached(async () => {
+      expect((await sh('zfs', ['snapshot', `${pool}/runtime/snap1@mkimage-commit-dead`])).exitCode).toBe(0);
+    });
+    expect(await commitSnapshots()).toEqual([...before, `${pool}/runtime/snap1@mkimage-commit-dead`].sort());
+    const c = await commitRuntime(image, 'snap1', { remove: true });
+    expect(c).toMatchObject({ created: true, runtimeRemoved: true });
+    expect(await commitSnapshots()).toEqual(before);
   });
 });
 
