@@ -19,7 +19,7 @@
  * refuses before doing anything when the pool's name is in use here by another device.
  */
 import { promises as fs } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidImageError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
@@ -225,11 +225,16 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
     // What `zpool import -d` scans: the device (OpenZFS 0.8+) or a directory with a link to it.
     let search = loop.name;
     if (!zfs.caps.importDevice) {
-      search = join(runtime, 'vdev', basename(loop.name));
-      await fs.rm(search, { recursive: true, force: true });
-      await mkdirp(search);
-      undo.push(`directory ${search}`, () => fs.rm(search, { recursive: true, force: true }));
-      await fs.symlink(loop.name, join(search, basename(loop.name)));
+      const dir = join(runtime, 'vdev', basename(loop.name));
+      search = dir;
+      await fs.rm(dir, { recursive: true, force: true });
+      // The first directory made (/run/mkimage itself, or .../vdev): removed again when empty.
+      const made = await mkdirp(dir);
+      undo.push(`directory ${dir}`, async () => {
+        await fs.rm(dir, { recursive: true, force: true });
+        if (made && made !== dir) await removeEmptyParents(dirname(dir), dirname(made));
+      });
+      await fs.symlink(loop.name, join(dir, basename(loop.name)));
     }
 
     const made = await mkdirp(altroot);

@@ -3,7 +3,7 @@
  * and real image files: a real header (planLayout + buildHeader) with the fixture's ZFS label in the
  * partition (pool "fixture"). test/system/zfs.test.ts does the same with the real tools.
  */
-import { lstat, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,6 +135,25 @@ describe('attachImage', () => {
     expect(e).toBeInstanceOf(ToolFailedError);
     expect(fake.calls).toContain('losetup --detach /dev/loop2');
     expect([...fake.loops.keys()].sort()).toEqual(['/dev/loop0', '/dev/loop1']);
+  });
+
+  it('a failure after the import (chown): exported, detached, and the runtime directories it made are gone', async () => {
+    for (const flavour of [FUSE, OPENZFS]) {
+      const { fake, o } = machine(flavour);
+      fake.failOn(/^chown /, "chown: invalid user: 'nosuchuser'");
+      const e = await attachImage(img, { ...o, owner: 'nobody' }).catch((x) => x);
+      expect(e.message).toContain('invalid user');
+      expect(fake.pools.size + fake.loops.size).toBe(0);
+      await expect(lstat(runtimeDir)).rejects.toThrow(/ENOENT/);
+    }
+    // A runtime directory that was there before stays, with what is in it.
+    const { fake, o } = machine();
+    await mkdir(join(runtimeDir, 'vdev/loop7'), { recursive: true });
+    fake.failOn(/^chown /);
+    await expect(attachImage(img, { ...o, owner: 'nobody' })).rejects.toThrow();
+    expect((await stat(join(runtimeDir, 'vdev/loop7'))).isDirectory()).toBe(true);
+    await expect(lstat(join(runtimeDir, 'vdev/loop0'))).rejects.toThrow(/ENOENT/);
+    await expect(lstat(join(runtimeDir, 'pools'))).rejects.toThrow(/ENOENT/);
   });
 
   it('--owner: chown -R of the top mountpoints; a bad owner is refused before anything runs', async () => {
