@@ -20,7 +20,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InvalidImageError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
+import { InvalidImageError, PoolError, ToolMissingError, UsageError, type ToolFailedError } from '../errors.js';
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { attachLoop, detachLoop, listLoops, loopsOfFile, type LoopDevice } from '../tools/losetup.js';
@@ -125,6 +125,32 @@ export function checkOwner(owner: string): void {
   }
 }
 
+/**
+ * --owner checked in full before anything runs (chown would only fail after the import): its
+ * form (checkOwner), and that its user and group exist here (`getent passwd`, `getent group`).
+ * Numeric ids are taken as given, as chown takes them. UsageError when one is unknown.
+ */
+export async function checkOwnerExists(owner: string, run: Runner = defaultRun, signal?: AbortSignal): Promise<void> {
+  checkOwner(owner);
+  const [user, group] = owner.split(':');
+  const wanted: [string, string | undefined, string][] = [
+    ['passwd', user, 'user'],
+    ['group', group, 'group'],
+  ];
+  for (const [db, name, what] of wanted) {
+    if (name === undefined || /^\d+$/.test(name)) continue;
+    try {
+      await run('getent', [db, name], { signal });
+    } catch (e) {
+      if (e instanceof ToolMissingError) return; // no getent: chown says it later
+      if ((e as ToolFailedError).data?.exitCode === 2) {
+        throw new UsageError(`--owner ${owner}: there is no ${what} ${name} on this host (getent ${db} ${name} finds none)`, { owner, [what]: name });
+      }
+      throw e;
+    }
+  }
+}
+
 /** The loop devices showing exactly this image's partition. */
 function loopsOf(loops: LoopDevice[], info: ImageZfsInfo): LoopDevice[] {
   return loops.filter((l) => l.backFile === info.file && l.offsetBytes === info.partition.offsetBytes);
@@ -166,7 +192,7 @@ async function mkdirp(dir: string): Promise<string | undefined> {
 export async function attachImage(path: string, o: AttachOptions = {}): Promise<AttachedImage> {
   const run = o.run ?? defaultRun;
   const signal = o.signal;
-  if (o.owner !== undefined) checkOwner(o.owner);
+  if (o.owner !== undefined) await checkOwnerExists(o.owner, run, signal);
   const runtime = o.runtimeDir ?? '/run/mkimage';
   const info = await readImageZfs(path);
   const label = requireLabel(info, path);

@@ -288,6 +288,20 @@ describe('the image after create: attach, detach, destroy, status (CLI)', () => 
     await json(['detach', copy]);
   });
 
+  it('--owner with a user that does not exist: refused before anything is done (exit 2, no loop device, no runtime directory)', async () => {
+    const img = join(dir, 'owner.img');
+    const pool = poolName();
+    await buildImage(img, { pool, layout: 'none' });
+    const runBefore = await lstat('/run/mkimage').then(() => true, () => false);
+    const r = await cli(['attach', img, '--owner', 'nosuchuser']);
+    expect(r.stderr).toBe('mkimage: --owner nosuchuser: there is no user nosuchuser on this host (getent passwd nosuchuser finds none)');
+    expect(r.exitCode).toBe(2);
+    expect(await importedPools()).not.toContain(pool);
+    expect((await sh('losetup', ['-a'])).stdout).not.toContain(img);
+    await expect(lstat(`/run/mkimage/pools/${pool}`)).rejects.toThrow(/ENOENT/);
+    if (!runBefore) await expect(lstat('/run/mkimage')).rejects.toThrow(/ENOENT/);
+  });
+
   it('destroy --yes: pool destroyed, loop device detached, file removed', async () => {
     const img = join(dir, 'gone.img');
     const pool = poolName();

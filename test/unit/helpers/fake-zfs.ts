@@ -30,6 +30,9 @@ export class FakeZfs {
   private failures: Array<{ pattern: RegExp; stderr: string }> = [];
   /** Loop devices: name -> backing file, offset, size limit. */
   readonly loops = new Map<string, { file: string; offset: number; sizelimit: number }>();
+  /** What getent passwd / getent group know. */
+  readonly users = new Set(['root', 'nobody', 'chris']);
+  readonly groups = new Set(['root', 'nogroup', 'staff']);
   /** Files changed by chown -R, and the owner given. */
   readonly chowned: string[] = [];
   private nextGuid = 1000n;
@@ -170,6 +173,11 @@ export class FakeZfs {
           .map(([name, l]) => ({ name, 'back-file': l.file, offset: l.offset, sizelimit: l.sizelimit, ro: false }));
         return ok(JSON.stringify({ loopdevices }));
       }
+    }
+    if (file === 'getent') {
+      // getent exits 2 when the key is not in the database.
+      const known = args[0] === 'passwd' ? this.users : args[0] === 'group' ? this.groups : new Set<string>();
+      return known.has(last) ? ok(`${last}:x:1000:\n`) : fail('', 2);
     }
     if (file === 'chown') {
       this.chowned.push(args.join(' '));

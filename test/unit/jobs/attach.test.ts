@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidImageError, PoolError, ToolFailedError, UsageError } from '../../../src/errors.js';
 import type { Runner } from '../../../src/tools/exec.js';
-import { attachImage, destroyImage, detachImage, statusImages } from '../../../src/jobs/attach.js';
+import { attachImage, checkOwnerExists, destroyImage, detachImage, statusImages } from '../../../src/jobs/attach.js';
 import { makeIds } from '../../../src/jobs/create.js';
 import { createSparseFile, writeAt } from '../../../src/file/image-file.js';
 import { buildHeader } from '../../../src/layout/header.js';
@@ -164,6 +164,28 @@ describe('attachImage', () => {
     const e = await attachImage(img, { ...m2.o, owner: '-R' }).catch((x) => x);
     expect(e).toBeInstanceOf(UsageError);
     expect(m2.fake.calls).toEqual([]);
+  });
+
+  it('--owner names a user and group that exist here, checked before anything runs; numeric ids are taken as given', async () => {
+    for (const [owner, message] of [
+      ['nosuchuser', '--owner nosuchuser: there is no user nosuchuser on this host (getent passwd nosuchuser finds none)'],
+      ['nobody:nosuchgroup', '--owner nobody:nosuchgroup: there is no group nosuchgroup on this host (getent group nosuchgroup finds none)'],
+    ] as const) {
+      const { fake, o } = machine();
+      const e = await attachImage(img, { ...o, owner }).catch((x) => x);
+      expect(e).toBeInstanceOf(UsageError);
+      expect(e.message).toBe(message);
+      expect(fake.calls.every((c) => c.startsWith('getent '))).toBe(true);
+      await expect(lstat(runtimeDir)).rejects.toThrow(/ENOENT/);
+    }
+    const { fake, o } = machine();
+    await attachImage(img, { ...o, owner: '12345:54321' });
+    expect(fake.calls.filter((c) => c.startsWith('getent '))).toEqual([]);
+    expect(fake.chowned).toEqual([`-R -- 12345:54321 ${runtimeDir}/pools/fixture/fixture`]);
+    // What create --mount --owner calls before it makes anything.
+    await expect(checkOwnerExists('nosuchuser', fake.runner)).rejects.toBeInstanceOf(UsageError);
+    await expect(checkOwnerExists('chris:staff', fake.runner)).resolves.toBeUndefined();
+    await expect(checkOwnerExists('-R', fake.runner)).rejects.toBeInstanceOf(UsageError);
   });
 
   it('refuses a file that is no mkimage image, and an image without a pool', async () => {
