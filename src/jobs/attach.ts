@@ -51,6 +51,11 @@ export interface AttachOptions extends LifecycleOptions {
   owner?: string;
   /** Import a pool that was not cleanly exported (last used by a host that did not export it). */
   force?: boolean;
+  /**
+   * `mount` is only the altroot to import with: an image attached already is taken wherever its
+   * datasets are (the layer commands). Without it, an image attached elsewhere is refused.
+   */
+  mountIfDetached?: boolean;
 }
 
 export interface MountedDataset {
@@ -215,7 +220,7 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
     const ours = await poolLoop(zfs, p.name, loops);
     if (ours && p.guid === label.guid) {
       // Attached already: nothing to do, unless asked to mount it elsewhere.
-      if (o.mount !== undefined && p.altroot !== altroot) {
+      if (o.mount !== undefined && p.altroot !== altroot && !o.mountIfDetached) {
         throw new PoolError(`${path} is attached already with its datasets under ${p.altroot ?? '/'}: detach it first to mount it under ${altroot}`, { path, altroot: p.altroot });
       }
       return status(zfs, info, ours, p, true);

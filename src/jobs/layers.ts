@@ -44,7 +44,8 @@ export interface JobContext {
 export async function withLayerStore<T>(image: string, o: LayerJobOptions, body: (store: LayerStore, ctx: JobContext) => Promise<T>): Promise<T & JobContext> {
   const run = o.run ?? defaultRun;
   const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
-  const attached: AttachedImage = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, runtimeDir: o.runtimeDir });
+  // --mount is the altroot for an image this job attaches; one attached already stays where it is.
+  const attached: AttachedImage = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });
   const ctx: JobContext = { pool: attached.pool, attachedByJob: !attached.alreadyAttached };
   let result: T;
   try {

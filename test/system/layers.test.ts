@@ -291,6 +291,25 @@ describe('runtime create, change, commit', () => {
   });
 });
 
+describe('--mount on an image attached already', () => {
+  it('is not an obstacle: the commands work on the image where it is mounted, and leave it attached', async () => {
+    const a = await attachImage(image);
+    try {
+      const r = await listLayers(image, { mount: join(dir, 'elsewhere') });
+      expect(r).toMatchObject({ attachedByJob: false, pool });
+      expect(r.layers.map((l) => l.digest)).toEqual(expect.arrayContaining(digests));
+      const cli1 = await cli(['layers', 'list', image, '--mount', join(dir, 'elsewhere'), '--json']);
+      expect(cli1.stderr).toBe('');
+      expect(cli1.exitCode).toBe(0);
+      const still = await attachImage(image);
+      expect(still).toMatchObject({ alreadyAttached: true, loopDevice: a.loopDevice, altroot: a.altroot });
+      await expect(fs.access(join(dir, 'elsewhere'))).rejects.toThrow();
+    } finally {
+      await detachImage(image);
+    }
+  });
+});
+
 describe('commit snapshots left behind', () => {
   const commitSnapshots = async () =>
     withAttached(async () => (await sh('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-r', pool])).stdout.split('\n').filter((n) => n.includes('@mkimage-commit-')).sort());
