@@ -40,8 +40,17 @@ export interface JobContext {
   attachedByJob: boolean;
 }
 
-/** Runs `body` on the image's layer store, attaching and detaching the image around it if needed. */
-export async function withLayerStore<T>(image: string, o: LayerJobOptions, body: (store: LayerStore, ctx: JobContext) => Promise<T>): Promise<T & JobContext> {
+/**
+ * Runs `body` on the image's layer store, attaching and detaching the image around it if needed.
+ * `ensure`: make the calldown tree where it is missing (commands that write); without it the
+ * store is only read and nothing is written to the image.
+ */
+export async function withLayerStore<T>(
+  image: string,
+  o: LayerJobOptions,
+  body: (store: LayerStore, ctx: JobContext) => Promise<T>,
+  { ensure }: { ensure: boolean } = { ensure: false },
+): Promise<T & JobContext> {
   const run = o.run ?? defaultRun;
   const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
   // --mount is the altroot for an image this job attaches; one attached already stays where it is.
@@ -51,7 +60,7 @@ export async function withLayerStore<T>(image: string, o: LayerJobOptions, body:
   try {
     if (o.base !== undefined) checkDatasetPath(o.base, attached.pool, '--base');
     const zfs = new Zfs(flavour, run, o.signal);
-    const store = await LayerStore.open(zfs, o.base ? `${attached.pool}/${o.base}` : attached.pool, { signal: o.signal, isRoot: o.isRoot });
+    const store = await LayerStore.open(zfs, o.base ? `${attached.pool}/${o.base}` : attached.pool, { signal: o.signal, isRoot: o.isRoot, ensure });
     result = await body(store, ctx);
   } catch (error) {
     if (ctx.attachedByJob) {
@@ -84,17 +93,22 @@ export interface ImportResult {
  */
 export async function importLayers(image: string, sources: readonly string[], o: LayerJobOptions & { onEvent?: (e: ImportEvent) => void } = {}): Promise<ImportResult & JobContext> {
   const images = await readSources(sources);
-  return withLayerStore(image, o, async (store) => {
-    const out: ImportedImage[] = [];
-    for (const img of images) out.push(await store.importImage(img, o.onEvent));
-    const all = out.flatMap((i) => i.layers);
-    return {
-      images: out,
-      extracted: all.filter((l) => l.status === 'extracted').length,
-      present: all.filter((l) => l.status === 'present').length,
-      bytes: all.reduce((n, l) => n + l.bytes, 0),
-    };
-  });
+  return withLayerStore(
+    image,
+    o,
+    async (store) => {
+      const out: ImportedImage[] = [];
+      for (const img of images) out.push(await store.importImage(img, o.onEvent));
+      const all = out.flatMap((i) => i.layers);
+      return {
+        images: out,
+        extracted: all.filter((l) => l.status === 'extracted').length,
+        present: all.filter((l) => l.status === 'present').length,
+        bytes: all.reduce((n, l) => n + l.bytes, 0),
+      };
+    },
+    { ensure: true },
+  );
 }
 
 export async function listLayers(image: string, o: LayerJobOptions = {}): Promise<{ layers: LayerInfo[]; runtimes: RuntimeInfo[] } & JobContext> {
@@ -106,13 +120,13 @@ export async function exportLayer(image: string, digest: string, out: string | W
 }
 
 export async function createRuntime(image: string, layer: string, id: string, o: LayerJobOptions = {}): Promise<RuntimeInfo & JobContext> {
-  return withLayerStore(image, o, (store) => store.createRuntime(layer, id));
+  return withLayerStore(image, o, (store) => store.createRuntime(layer, id), { ensure: true });
 }
 
 export async function commitRuntime(image: string, id: string, o: LayerJobOptions & { remove?: boolean } = {}): Promise<CommitResult & JobContext> {
-  return withLayerStore(image, o, (store) => store.commitRuntime(id, { remove: o.remove }));
+  return withLayerStore(image, o, (store) => store.commitRuntime(id, { remove: o.remove }), { ensure: true });
 }
 
 export async function removeRuntime(image: string, id: string, o: LayerJobOptions = {}): Promise<{ dataset: string; removedSnapshot?: string } & JobContext> {
-  return withLayerStore(image, o, (store) => store.removeRuntime(id));
+  return withLayerStore(image, o, (store) => store.removeRuntime(id), { ensure: true });
 }

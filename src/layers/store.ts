@@ -189,6 +189,11 @@ export interface StoreOptions {
   signal?: AbortSignal;
   /** Set owners and create devices while applying (default: running as root). */
   isRoot?: boolean;
+  /**
+   * Make what is missing of the calldown tree (import and the runtime commands). Without it the
+   * store is only read: nothing is written to the pool, and a missing tree is an empty store.
+   */
+  ensure?: boolean;
 }
 
 export class LayerStore {
@@ -196,6 +201,8 @@ export class LayerStore {
   readonly runtime: string;
   readonly empty: string;
   private readonly cleanup: Zfs;
+  /** Which of storage and runtime exist (all of them once `ensure` made them). */
+  private readonly present = new Set<string>();
 
   private constructor(
     private readonly zfs: Zfs,
@@ -210,14 +217,18 @@ export class LayerStore {
   }
 
   /**
-   * The store under `root` of an imported pool. Makes what is missing of the calldown tree
-   * (storage, storage/empty@extracted, runtime), so an image made with another --layout works too.
+   * The store under `root` of an imported pool. With `ensure`, makes what is missing of the
+   * calldown tree (storage, storage/empty@extracted, runtime), so an image made with another
+   * --layout works too; without it, changes nothing (`layers list` and `export` only read).
    */
   static async open(zfs: Zfs, root: string, options: StoreOptions = {}): Promise<LayerStore> {
     const store = new LayerStore(zfs, root, options);
     const have = new Set((await zfs.listDatasets(root, 'filesystem,snapshot')).map((d) => d.name));
     if (!have.has(root)) throw new PoolError(`dataset ${root} does not exist in the pool`, { root });
+    for (const d of [store.storage, store.runtime]) if (have.has(d)) store.present.add(d);
+    if (!options.ensure) return store;
     for (const d of [store.storage, store.empty, store.runtime]) if (!have.has(d)) await zfs.zfs(zfsCreateArgs(d));
+    store.present.add(store.storage).add(store.runtime);
     if (!have.has(`${store.empty}@${EXTRACTED}`)) await zfs.zfs(zfsSnapshotArgs(`${store.empty}@${EXTRACTED}`));
     // The base must stay empty: it is every bottom layer's parent when packaging. (zfs-fuse
     // applies readonly at the next mount and, until then, reports "off, temporary": there is no
@@ -460,9 +471,11 @@ export class LayerStore {
     return (await this.inventory()).runtimes;
   }
 
-  /** Layers and runtimes from one `zfs get`. */
+  /** Layers and runtimes from one `zfs get`; none when the pool has no store. */
   async inventory(): Promise<{ layers: LayerInfo[]; runtimes: RuntimeInfo[] }> {
-    const all = await this.props([this.storage, this.runtime], true);
+    const roots = [this.storage, this.runtime].filter((d) => this.present.has(d));
+    if (!roots.length) return { layers: [], runtimes: [] };
+    const all = await this.props(roots, true);
     const layers = all.filter((d) => d.name.startsWith(`${this.storage}/`) && !d.name.slice(this.storage.length + 1).includes('/') && !d.name.startsWith(`${this.storage}/${TMP_PREFIX}`));
     const byName = new Map(layers.map((d) => [d.name, d]));
     const digestOf = (d: DatasetProps) => (d.name === this.empty ? EMPTY : (d.diffid?.replace(/^sha256:/, '') ?? d.name.slice(this.storage.length + 1)));
@@ -522,6 +535,9 @@ export class LayerStore {
    * unique prefix of either (at least 6 hex digits), or "empty".
    */
   async resolveLayer(ref: string): Promise<LayerInfo> {
+    if (!this.present.has(this.storage)) {
+      throw new UsageError(`no layer ${ref} in this image: it has no layer store (${this.storage} does not exist; mkimage layers import makes one)`, { layer: ref, storage: this.storage });
+    }
     const want = ref.replace(/^sha256:/, '').toLowerCase();
     const layers = await this.list();
     if (want === EMPTY) return layers.find((l) => l.dataset === this.empty)!;

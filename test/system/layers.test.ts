@@ -8,9 +8,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InterruptedError, LayerError, ToolFailedError } from '../../src/errors.js';
+import { InterruptedError, LayerError, ToolFailedError, UsageError } from '../../src/errors.js';
 import { run, type Runner } from '../../src/tools/exec.js';
-import { attachImage, detachImage } from '../../src/jobs/attach.js';
+import { attachImage, destroyImage, detachImage } from '../../src/jobs/attach.js';
 import { createImage } from '../../src/jobs/create.js';
 import { applyLayer } from '../../src/layers/apply.js';
 import { commitRuntime, createRuntime, exportLayer, importLayers, listLayers, removeRuntime } from '../../src/jobs/layers.js';
@@ -288,6 +288,37 @@ describe('runtime create, change, commit', () => {
     const merged = await expectedTree([...tars, bytes]);
     expect(merged['srv/www/index.html']).toMatchObject({ text: '<h1>hi</h1>' });
     expect(merged['opt/app']).toBeUndefined();
+  });
+});
+
+describe('read-only commands on an image without a layer store', () => {
+  it('layers list reports no layers and export says there is no store; neither writes to the image', async () => {
+    const img = join(dir, 'dlite.img');
+    const dlitePool = `${pool}f`;
+    await createImage({ path: img, size: 128 * MiB, sparse: true, fs: 'zfs', zfs: { pool: dlitePool, layout: 'dlite' } });
+    const tree = async () => {
+      await attachImage(img);
+      try {
+        return (await sh('zfs', ['list', '-H', '-o', 'name', '-t', 'filesystem,snapshot', '-r', dlitePool])).stdout;
+      } finally {
+        await detachImage(img);
+      }
+    };
+    try {
+      const before = await tree();
+      expect(await listLayers(img)).toMatchObject({ layers: [], runtimes: [], attachedByJob: true });
+      const e = await exportLayer(img, 'abcdef', join(dir, 'none.tar')).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(UsageError);
+      expect((e as Error).message).toBe(`no layer abcdef in this image: it has no layer store (${dlitePool}/storage does not exist; mkimage layers import makes one)`);
+      await expect(fs.access(join(dir, 'none.tar'))).rejects.toThrow();
+      const human = await cli(['layers', 'list', img]);
+      expect(human.exitCode).toBe(0);
+      expect(human.stdout).toMatch(/^LAYER\s+PARENT\s+USED\s+REFERENCES\s+RUNTIMES$/);
+      expect(await tree()).toBe(before);
+      expect(before).not.toContain('storage');
+    } finally {
+      await destroyImage(img, { yes: true }).catch(() => undefined);
+    }
   });
 });
 
