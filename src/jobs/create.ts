@@ -185,8 +185,8 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     const { preflightPool } = await import('./zfs-pool.js');
     const { flavour } = await preflightPool({ ...o.zfs, populateDir: o.populateDir }, undefined, o.signal);
     if (o.zfs.owner !== undefined) {
-      const { checkOwner } = await import('./attach.js');
-      checkOwner(o.zfs.owner);
+      const { checkOwnerExists } = await import('./attach.js');
+      await checkOwnerExists(o.zfs.owner, undefined, o.signal);
     }
     zfsFlavour = flavour;
   }

@@ -266,6 +266,14 @@ describe('nothing lost, nothing left', () => {
     expect((await readdir(dir)).sort()).toEqual(['big']);
   });
 
+  it('create --fs zfs --mount --owner with a user that does not exist: refused before anything is written', async () => {
+    const r = await cli(['--size', '128M', '--sparse', '--fs', 'zfs', '--pool', `own${process.pid}`, '--mount', join(dir, 'mnt'), '--owner', 'nosuchuser', join(dir, 'o.img')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/--owner nosuchuser: there is no user nosuchuser/);
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('a size the target file system cannot hold (ext4: 16 TiB files) is a usage error and leaves no temp file', async () => {
     const r = await cli(['--size', '17T', '--sparse', '--table', 'gpt', '--fs', 'none', join(dir, 'huge.img')]);
     expect(r.exitCode).toBe(2);
