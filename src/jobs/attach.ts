@@ -103,24 +103,30 @@ export async function readImageZfs(path: string): Promise<ImageZfsInfo> {
   return { file, partition: { offsetBytes: part.offsetBytes, sizeBytes: part.sizeBytes }, label };
 }
 
-function requireLabel(info: ImageZfsInfo, path: string): DetectedZfsLabel {
+/** InvalidImageError unless the image's partition holds a ZFS label. */
+function requireZfs(info: ImageZfsInfo, path: string, after = ''): DetectedZfsLabel {
   if (!info.label) {
     throw new InvalidImageError(
-      `${path} holds no ZFS pool: no valid ZFS label in its partition at ${formatSize(info.partition.offsetBytes)} (attach, detach and destroy are for images made with --fs zfs)`,
+      `${path} holds no ZFS pool: no valid ZFS label in its partition at ${formatSize(info.partition.offsetBytes)} (attach, detach and destroy are for images made with --fs zfs)${after}`,
       { path, partitionOffsetBytes: info.partition.offsetBytes },
     );
   }
+  return info.label;
+}
+
+function requireLabel(info: ImageZfsInfo, path: string): DetectedZfsLabel {
+  const label = requireZfs(info, path);
   // The name comes from the image itself: a hostile image chooses it. Held to the same rules as
   // --pool before it reaches losetup, zpool or a path ("-f...", "../", shell characters).
   try {
-    checkPoolName(info.label.pool, 'the pool name in the image\'s ZFS label');
+    checkPoolName(label.pool, 'the pool name in the image\'s ZFS label');
   } catch (e) {
-    throw new InvalidImageError(`${path}: ${(e as Error).message}; refusing to attach it`, { path, pool: info.label.pool }, { cause: e });
+    throw new InvalidImageError(`${path}: ${(e as Error).message}; refusing to attach it`, { path, pool: label.pool }, { cause: e });
   }
-  if (info.label.state === 'destroyed') {
-    throw new PoolError(`pool ${info.label.pool} in ${path} was destroyed (zpool destroy): there is nothing to attach`, { path, pool: info.label.pool });
+  if (label.state === 'destroyed') {
+    throw new PoolError(`pool ${label.pool} in ${path} was destroyed (zpool destroy): there is nothing to attach`, { path, pool: label.pool });
   }
-  return info.label;
+  return label;
 }
 
 /** USER, USER:GROUP, numeric ids: what chown takes, nothing it could read as an option. */
@@ -406,6 +412,8 @@ export async function destroyImage(path: string, o: LifecycleOptions & { yes?: b
   if (!o.yes) throw new UsageError(`destroy deletes ${path} and the pool in it for good: pass --yes to confirm`, { path });
   const run = o.run ?? defaultRun;
   const info = await readImageZfs(path);
+  // An ext4 or xfs image is no business of destroy's, whatever --yes says.
+  requireZfs(info, path, '; it was left untouched');
   const runtime = o.runtimeDir ?? '/run/mkimage';
   const loops = loopsOf(await listLoops(run), info);
   let t: { pool?: string; done: boolean; loopDevices: string[] } = { done: false, loopDevices: [] };

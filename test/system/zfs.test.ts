@@ -316,6 +316,16 @@ describe('the image after create: attach, detach, destroy, status (CLI)', () => 
     expect(await importedPools()).not.toContain(pool);
   });
 
+  it('destroy refuses an ext4 image (exit 1), leaving the file as it was', async () => {
+    const img = join(dir, 'plain.img');
+    expect((await cli(['create', '--size', '16M', '--sparse', '-q', img])).exitCode).toBe(0);
+    const before = await readFile(img);
+    const r = await cli(['destroy', img, '--yes']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^mkimage: ${img} holds no ZFS pool: .* it was left untouched$`));
+    expect((await readFile(img)).equals(before)).toBe(true);
+  });
+
   it('zpool and zfs missing: errors name the packages, nothing is made', async () => {
     const img = join(dir, 'nozfs.img');
     const pool = poolName();

@@ -235,6 +235,20 @@ describe('detachImage, destroyImage, statusImages', () => {
     expect(fake.exported.has('fixture')).toBe(false);
   });
 
+  it('destroy refuses an image without a ZFS label (an ext4 one): InvalidImageError, the file untouched', async () => {
+    const { fake, o } = machine();
+    const plain = join(dir, 'plain.img');
+    await createSparseFile(plain, PLAN.sizeBytes);
+    await writeAt(plain, buildHeader(PLAN, makeIds({ seed: '2' })));
+    const before = await stat(plain);
+    const e = await destroyImage(plain, { ...o, yes: true }).catch((x) => x);
+    expect(e).toBeInstanceOf(InvalidImageError);
+    expect(e.message).toBe(`${plain} holds no ZFS pool: no valid ZFS label in its partition at 2 MiB (attach, detach and destroy are for images made with --fs zfs); it was left untouched`);
+    expect(e.exitStatus).toBe(1);
+    expect((await stat(plain)).mtimeMs).toBe(before.mtimeMs);
+    expect(fake.calls).toEqual([]);
+  });
+
   it('status: each attached image with its loop device, pool, health and mountpoints', async () => {
     const { fake, o } = machine();
     expect((await statusImages(o)).images).toEqual([]);
