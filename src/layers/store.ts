@@ -270,7 +270,7 @@ export class LayerStore {
       /* not mounted, or gone: the destroy says which */
     }
     try {
-      await retryBusy(() => zfs.zfs(zfsDestroyArgs(dataset)));
+      await retryBusy(() => zfs.zfs(zfsDestroyArgs(dataset, true)));
     } catch (e) {
       if (!isMissing(e)) throw e;
     }
@@ -321,7 +321,7 @@ export class LayerStore {
     for (const snap of snaps) {
       try {
         // Without -r or -R: a clone elsewhere in the pool makes it fail, and the snapshot stays.
-        await retryBusy(() => this.zfs.zfs(['destroy', snap]));
+        await retryBusy(() => this.zfs.zfs(zfsDestroyArgs(snap, false)));
         stale.push(snap);
       } catch {
         /* still in use */
@@ -589,7 +589,7 @@ export class LayerStore {
     const origin = p.origin;
     if (origin && origin.split('@')[1]?.startsWith(COMMIT_SNAPSHOT_PREFIX)) {
       try {
-        await retryBusy(() => this.zfs.zfs(['destroy', origin]));
+        await retryBusy(() => this.zfs.zfs(zfsDestroyArgs(origin, false)));
         removedSnapshot = origin;
       } catch {
         /* still the origin of another clone: it stays */
@@ -618,7 +618,7 @@ export class LayerStore {
       const snap = `${rt.name}@${COMMIT_SNAPSHOT_PREFIX}${randomBytes(4).toString('hex')}`;
       // Recorded before zfs runs: one killed (Ctrl-C) after making the snapshot leaves it otherwise.
       undo.push(`snapshot ${snap}`, async () => {
-        await retryBusy(() => this.cleanup.zfs(['destroy', snap])).catch((e: unknown) => {
+        await retryBusy(() => this.cleanup.zfs(zfsDestroyArgs(snap, false))).catch((e: unknown) => {
           if (!isMissing(e)) throw e;
         });
       });

@@ -498,9 +498,12 @@ export function zfsPromoteArgs(dataset: string): string[] {
 export function zfsRenameArgs(from: string, to: string): string[] {
   return ['rename', from, to];
 }
-/** -r: the dataset's own snapshots too. Never -R: a dependent clone makes it fail instead. */
-export function zfsDestroyArgs(dataset: string): string[] {
-  return ['destroy', '-r', dataset];
+/**
+ * `recursive` (-r): a dataset's own snapshots too, or for a snapshot, the same name in every child
+ * dataset; without it, only the one named. Never -R: a dependent clone makes it fail instead.
+ */
+export function zfsDestroyArgs(dataset: string, recursive = true): string[] {
+  return ['destroy', ...(recursive ? ['-r'] : []), dataset];
 }
 export function zfsSetArgs(dataset: string, key: string, value: string): string[] {
   return ['set', `${key}=${value}`, dataset];

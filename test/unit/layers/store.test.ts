@@ -15,6 +15,9 @@ describe('layer store argument builders', () => {
     expect(zfsRenameArgs('tank/a', 'tank/b')).toEqual(['rename', 'tank/a', 'tank/b']);
     // -r for the dataset's own snapshots, never -R (that would take dependent clones with it).
     expect(zfsDestroyArgs('tank/runtime/web')).toEqual(['destroy', '-r', 'tank/runtime/web']);
+    expect(zfsDestroyArgs('tank/runtime/web', true)).toEqual(['destroy', '-r', 'tank/runtime/web']);
+    // A single snapshot: without -r (a snapshot's -r would take the same name in every child).
+    expect(zfsDestroyArgs('tank/runtime/web@mkimage-commit-1', false)).toEqual(['destroy', 'tank/runtime/web@mkimage-commit-1']);
     expect(zfsSetArgs('tank/x', 'mkimage:refs', '["a:1"]')).toEqual(['set', 'mkimage:refs=["a:1"]', 'tank/x']);
     expect(zfsGetArgs(['origin', 'used'], 'tank/storage', true)).toEqual(['get', '-H', '-p', '-r', '-o', 'name,property,value', 'origin,used', 'tank/storage']);
   });
