@@ -147,11 +147,6 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   const st = await fs.lstat(target).catch(() => undefined);
   if (st?.isDirectory()) throw new UsageError(`${o.path} is a directory: give the path of the image file to create`, { path: o.path });
   if (st && !o.force) throw new TargetExistsError(o.path);
-  try {
-    await fs.access(dir, fsConstants.W_OK);
-  } catch {
-    throw new PermissionError(`cannot create ${o.path}: no write permission in ${dir} (nothing was written)`, { dir });
-  }
   if (o.label) {
     if (plan.fs === 'ext4' || plan.fs === 'xfs') checkLabel(plan.fs, o.label);
     else if (plan.fs === 'none') throw new UsageError('--label needs a filesystem: --fs ext4 or xfs (the GPT partition name uses it too)');
@@ -166,6 +161,11 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   const needsLoop = plan.fs === 'xfs' || plan.fs === 'zfs';
   if (needsLoop && process.getuid?.() !== 0) {
     throw new PermissionError(`--fs ${plan.fs} formats a loop device of the partition, which needs root: run mkimage as root (e.g. with sudo)`, { fs: plan.fs });
+  }
+  try {
+    await fs.access(dir, fsConstants.W_OK);
+  } catch {
+    throw new PermissionError(`cannot create ${o.path}: no write permission in ${dir} (nothing was written)`, { dir });
   }
   const tools = [
     ...(o.sparse ? [] : ['fallocate']),
