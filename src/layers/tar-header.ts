@@ -326,19 +326,10 @@ export function encodePax(records: readonly (readonly [string, string])[]): Buff
   return Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
 }
 
-/** What the writer puts in one header; every field fixed so the same entry gives the same bytes. */
-export interface HeaderFields {
-  name: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  type: TarType;
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
-}
+/** What the writer puts in one header (the decoded header's fields, the optional ones optional);
+ * every field fixed so the same entry gives the same bytes. */
+export type HeaderFields = Pick<TarHeader, 'name' | 'mode' | 'uid' | 'gid' | 'size' | 'mtime' | 'type'> &
+  Partial<Pick<TarHeader, 'linkname' | 'devmajor' | 'devminor'>>;
 
 /** Largest values the octal fields hold: 7 digits for mode/uid/gid/dev, 11 for size and mtime. */
 export const MAX_OCTAL_7 = 0o7777777;
