@@ -222,7 +222,7 @@ function fileError(e: unknown, path: string, sizeBytes: number): unknown {
     case 'EEXIST':
       return new TargetExistsError(path);
     case 'EFBIG':
-      return new UsageError(`the file system holding ${where} cannot hold a file of ${formatSize(sizeBytes)} (EFBIG): use a smaller --size or another file system`, { path, sizeBytes }, );
+      return new UsageError(`the file system holding ${where} cannot hold a file of ${formatSize(sizeBytes)} (EFBIG): use a smaller --size or another file system`, { path, sizeBytes });
     default:
       return e;
   }
