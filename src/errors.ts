@@ -87,6 +87,14 @@ export class LayerError extends MkimageError {
   static override readonly code = 'ELAYER';
 }
 
+/**
+ * The image is busy: another mkimage command holds its lock past the wait, or another process
+ * (a QEMU guest, a program with it open) uses the file. Names the holder's PID and command.
+ */
+export class BusyError extends MkimageError {
+  static override readonly code = 'EBUSY';
+}
+
 /** Interrupted by SIGINT/SIGTERM; everything made so far was removed. */
 export class InterruptedError extends MkimageError {
   static override readonly code = 'EINTERRUPTED';

@@ -36,6 +36,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'zfs-fuse': 'zfs-fuse',
   'qemu-system-x86_64': 'qemu-system-x86',
   ndctl: 'ndctl',
+  flock: 'util-linux',
   tar: 'tar',
 };
 
@@ -50,6 +51,11 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Exit codes that are not failures (default: only 0). */
   okExitCodes?: readonly number[];
+  /**
+   * An open descriptor of this process handed to the child as its fd 3 (the same open file
+   * description: `flock 3` in the child locks it for this process; see tools/flock.ts).
+   */
+  fd3?: number;
 }
 
 export interface RunResult {
@@ -88,7 +94,7 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
     const child = spawn(file, args, {
       cwd: options.cwd,
       env: options.env ? { ...process.env, ...options.env } : process.env,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(options.fd3 === undefined ? [] : [options.fd3])],
       shell: false,
     });
     const out: Buffer[] = [];

@@ -1,0 +1,206 @@
+/**
+ * The per-image lock: one mkimage command at a time attaches, changes or removes an image.
+ *
+ *   key        the image file's identity, device + inode (a renamed or hard-linked image is the
+ *              same image; a new file at the same path is another one). A path that does not
+ *              exist yet (create) is keyed by its absolute name instead.
+ *   lock file  LOCK_DIR/<key>.lock (LOCK_DIR = /run/lock/mkimage, world-writable and sticky like
+ *              /run/lock itself, so ordinary users' commands exclude root's and the reverse;
+ *              $MKIMAGE_LOCK_DIR overrides). It holds the holder's PID and command, for the
+ *              message a waiter prints; the lock itself is flock(2) on it (tools/flock.ts).
+ *   crash      the kernel releases flock when the holder dies in any way: a killed mkimage never
+ *              leaves a lock behind. What it leaves besides is for guard/recover (issue 9).
+ *
+ * Acquiring: open (creating) the lock file, flock it (waiting up to `waitSeconds`), then check
+ * that the lock file we hold is still the one at its path (a releasing holder unlinks it: a
+ * waiter that then wins the lock on the unlinked file tries again) and that the image path still
+ * names the file we keyed (replaced while we waited: lock the new one). Nested locks on one image
+ * in one process (create --mount calling attach) share the outer lock.
+ */
+import { createHash } from 'node:crypto';
+import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { BusyError } from '../errors.js';
+import { flockFd } from '../tools/flock.js';
+
+/** How long a command waits for another one on the same image unless told (--wait SECONDS). */
+export const DEFAULT_LOCK_WAIT_SECONDS = 60;
+
+export function lockDir(): string {
+  if (process.env.MKIMAGE_LOCK_DIR) return process.env.MKIMAGE_LOCK_DIR;
+  return existsSync('/run/lock') ? '/run/lock/mkimage' : join(tmpdir(), 'mkimage-locks');
+}
+
+export interface LockOptions {
+  /** Seconds to wait while another command holds the image (default 60; 0: fail at once). */
+  waitSeconds?: number;
+  /** What this command is, for a waiter's message (default: this process's argv). */
+  command?: string;
+  signal?: AbortSignal;
+  /** Called once, when the image is held by another command and this one starts to wait. */
+  onWait?: (holder: LockHolder | undefined, waitSeconds: number) => void;
+}
+
+/** Who holds an image's lock, as its lock file says. */
+export interface LockHolder {
+  pid: number;
+  command: string;
+  /** ISO time the lock was taken. */
+  since: string;
+}
+
+export interface ImageLock {
+  /** The lock's key: `i-DEV-INO` for an existing file, `p-HASH` for a path to be created. */
+  readonly key: string;
+  /** The image path as given. */
+  readonly path: string;
+  release(): Promise<void>;
+}
+
+interface Held {
+  handle: fs.FileHandle;
+  file: string;
+  count: number;
+}
+
+/** Locks this process holds, by key (nesting). */
+const held = new Map<string, Held>();
+
+function keyOf(path: string, st: Stats | undefined): string {
+  if (st) return `i-${st.dev}-${st.ino}`;
+  return `p-${createHash('sha256').update(resolve(path)).digest('hex').slice(0, 32)}`;
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await fs.stat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+async function ensureLockDir(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true, mode: 0o1777 });
+    const st = await fs.stat(dir);
+    // mkdir's mode passes through the umask; the first creator makes it usable by everyone.
+    if ((st.mode & 0o1777) !== 0o1777 && st.uid === process.getuid?.()) await fs.chmod(dir, 0o1777);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
+async function openLockFile(file: string): Promise<fs.FileHandle> {
+  const flags = fsConstants.O_CREAT | fsConstants.O_NOFOLLOW;
+  try {
+    const h = await fs.open(file, flags | fsConstants.O_RDWR, 0o666);
+    const st = await h.stat();
+    if ((st.mode & 0o666) !== 0o666 && st.uid === process.getuid?.()) await h.chmod(0o666).catch(() => undefined);
+    return h;
+  } catch (e) {
+    // Another user's lock file we may not write: a read-only descriptor locks as well.
+    if ((e as NodeJS.ErrnoException).code === 'EACCES') return fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    throw e;
+  }
+}
+
+/** The holder recorded in an image's lock file, if any (the file may be stale: check the PID). */
+export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
+  const file = join(lockDir(), `${keyOf(path, await statOrUndefined(path))}.lock`);
+  return parseHolder(await fs.readFile(file, 'utf8').catch(() => ''));
+}
+
+function parseHolder(text: string): LockHolder | undefined {
+  try {
+    const h = JSON.parse(text) as LockHolder;
+    return typeof h.pid === 'number' && typeof h.command === 'string' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeHolder(h: LockHolder | undefined): string {
+  return h ? `PID ${h.pid} (${h.command}), holding it since ${h.since}` : 'another command';
+}
+
+/**
+ * Takes the image's lock, waiting up to `waitSeconds` for another command to finish; throws
+ * BusyError (EBUSY) naming the holder when it does not. Release it with `release()`.
+ */
+export async function lockImage(path: string, o: LockOptions = {}): Promise<ImageLock> {
+  const waitSeconds = o.waitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS;
+  const deadline = Date.now() + waitSeconds * 1000;
+  const dir = lockDir();
+  await ensureLockDir(dir);
+  let told = false;
+  for (;;) {
+    const key = keyOf(path, await statOrUndefined(path));
+    const nested = held.get(key);
+    if (nested) {
+      nested.count++;
+      return handleFor(key, path);
+    }
+    const file = join(dir, `${key}.lock`);
+    const handle = await openLockFile(file);
+    let ok = false;
+    try {
+      let got = await flockFd(handle.fd, 0, o.signal);
+      if (!got) {
+        const holder = parseHolder(await fs.readFile(file, 'utf8').catch(() => ''));
+        const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+        if (!told && left > 0) o.onWait?.(holder, left);
+        told = true;
+        if (left > 0) got = await flockFd(handle.fd, left, o.signal);
+        if (!got) {
+          const now = parseHolder(await fs.readFile(file, 'utf8').catch(() => '')) ?? holder;
+          throw new BusyError(
+            `${path} is busy: another mkimage command uses it, ${describeHolder(now)}; waited ${waitSeconds} s (wait longer with --wait SECONDS, or let that command finish)`,
+            { path, holder: now, waitSeconds },
+          );
+        }
+      }
+      // Still the lock file at its path, and the path still the file we keyed? Else try again.
+      const [mine, there, image] = await Promise.all([handle.stat(), statOrUndefined(file), statOrUndefined(path)]);
+      if (!there || there.ino !== mine.ino || there.dev !== mine.dev || keyOf(path, image) !== key) continue;
+      const record: LockHolder = { pid: process.pid, command: o.command ?? process.argv.slice(1).join(' '), since: new Date().toISOString() };
+      await handle.truncate(0).then(() => handle.write(JSON.stringify(record), 0)).catch(() => undefined);
+      held.set(key, { handle, file, count: 1 });
+      ok = true;
+      return handleFor(key, path);
+    } finally {
+      if (!ok) await handle.close().catch(() => undefined);
+    }
+  }
+}
+
+function handleFor(key: string, path: string): ImageLock {
+  let released = false;
+  return {
+    key,
+    path,
+    async release() {
+      if (released) return;
+      released = true;
+      const h = held.get(key);
+      if (!h || --h.count > 0) return;
+      held.delete(key);
+      // Unlinked while held, so that no lock file outlives its use; a waiter holding the old
+      // file notices it is no longer at its path and opens the new one.
+      const [mine, there] = await Promise.all([h.handle.stat().catch(() => undefined), statOrUndefined(h.file).catch(() => undefined)]);
+      if (mine && there && mine.ino === there.ino && mine.dev === there.dev) await fs.unlink(h.file).catch(() => undefined);
+      await h.handle.close().catch(() => undefined);
+    },
+  };
+}
+
+/** Runs `fn` holding the image's lock; releases it however `fn` ends. */
+export async function withImageLock<T>(path: string, o: LockOptions, fn: (lock: ImageLock) => Promise<T>): Promise<T> {
+  const lock = await lockImage(path, o);
+  try {
+    return await fn(lock);
+  } finally {
+    await lock.release();
+  }
+}
