@@ -23,6 +23,7 @@ import {
   writeAt,
 } from '../file/image-file.js';
 import { buildHeader, type HeaderIds } from '../layout/header.js';
+import { formatDiskSignature } from '../layout/mbr.js';
 import { FS_TYPES, minimumImageBytes, planLayout, type FsType, type LayoutPlan, type Memmap, type TableType } from '../layout/plan.js';
 import { DAX_ALIGN_BYTES, MiB, alignDown, formatSize } from '../layout/units.js';
 import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
@@ -85,7 +86,11 @@ export interface CreateResult {
     fsSizeBytes: number;
     pmemSizeBytes: number;
   };
-  ids: HeaderIds & { fsUuid: string };
+  /**
+   * The ids written, in the form inspect reports them: uuids and GUIDs lowercase, the MBR disk
+   * signature as 0x and 8 hex digits (as sfdisk prints it).
+   */
+  ids: Omit<HeaderIds, 'diskSignature'> & { fsUuid: string; diskSignature: string };
   /** --fs zfs: the pool built (always exported at the end of the build), and where it is mounted with --mount. */
   zfs?: Omit<BuildPoolResult, 'flavour'> & { flavour: string; attached?: AttachedImage };
   /** Milliseconds per phase. */
@@ -386,9 +391,9 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
     ids: {
       pfnUuid: ids.pfnUuid,
       fsUuid: ids.fsUuid,
-      diskSignature: ids.diskSignature,
-      diskGuid: ids.diskGuid,
-      partitionGuid: ids.partitionGuid,
+      diskSignature: formatDiskSignature(ids.diskSignature),
+      diskGuid: ids.diskGuid.toLowerCase(),
+      partitionGuid: ids.partitionGuid.toLowerCase(),
       partitionName: ids.partitionName,
     },
     zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
