@@ -20,7 +20,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InvalidImageError, PoolError, ToolMissingError, UsageError, type ToolFailedError } from '../errors.js';
+import { InvalidImageError, PoolError, ToolMissingError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { attachLoop, detachLoop, listLoops, loopsOfFile, type LoopDevice } from '../tools/losetup.js';
@@ -150,14 +150,15 @@ export async function checkOwnerExists(owner: string, run: Runner = defaultRun, 
   ];
   for (const [db, name, what] of wanted) {
     if (name === undefined || /^\d+$/.test(name)) continue;
+    let found;
     try {
-      await run('getent', [db, name], { signal });
+      found = await run('getent', [db, name], { signal, okExitCodes: [0, 2] }); // 2: no such key
     } catch (e) {
       if (e instanceof ToolMissingError) return; // no getent: chown says it later
-      if ((e as ToolFailedError).data?.exitCode === 2) {
-        throw new UsageError(`--owner ${owner}: there is no ${what} ${name} on this host (getent ${db} ${name} finds none)`, { owner, [what]: name });
-      }
       throw e;
+    }
+    if (found.exitCode === 2) {
+      throw new UsageError(`--owner ${owner}: there is no ${what} ${name} on this host (getent ${db} ${name} finds none)`, { owner, [what]: name });
     }
   }
 }
@@ -185,8 +186,8 @@ function topMountpoints(m: MountedDataset[]): string[] {
 }
 
 function importRefusal(e: unknown, label: DetectedZfsLabel, path: string): PoolError | undefined {
-  const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-  if (/in use from (another|other) system|last accessed by another system|potentially active|use '-f'/i.test(stderr)) {
+  if (toolFailedWith(e, /in use from (another|other) system|last accessed by another system|potentially active|use '-f'/i)) {
+    const stderr = toolStderr(e);
     return new PoolError(
       `pool ${label.pool} in ${path} was not cleanly exported (last used by host ${label.hostname ?? '?'}, hostid ${label.hostid ?? '?'}): if no other system is using the image, attach with --force`,
       { pool: label.pool, hostname: label.hostname, hostid: label.hostid, stderr },
@@ -355,8 +356,8 @@ async function teardown(
         if (how === 'export') await zfs.exportPool(p.name);
         else await zfs.destroyPool(p.name);
       } catch (e) {
-        const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-        if (/busy/i.test(stderr)) {
+        if (toolFailedWith(e, /busy/i)) {
+          const stderr = toolStderr(e);
           const top = topMountpoints(mounts)[0];
           throw new PoolError(
             `cannot ${how} pool ${p.name}: it is busy (a process has files open${top ? ` under ${top}: fuser -vm ${top} shows which` : ''}): close them and try again; nothing was detached`,

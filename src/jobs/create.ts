@@ -11,7 +11,7 @@
  */
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
+import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError, toolFailedWith } from '../errors.js';
 import {
   allocatedBytes,
   createSparseFile,
@@ -234,7 +234,7 @@ function fileError(e: unknown, path: string, sizeBytes: number): unknown {
 }
 
 function isNoSpace(e: unknown): boolean {
-  return e instanceof ToolFailedError && /No space left|ENOSPC/i.test(String(e.data.stderr ?? ''));
+  return toolFailedWith(e, /No space left|ENOSPC/i);
 }
 
 /**

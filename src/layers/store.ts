@@ -25,7 +25,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { LayerError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
+import { LayerError, PoolError, UsageError, toolFailedWith } from '../errors.js';
 import { checkAborted, withUndo } from '../undo.js';
 import {
   Zfs,
@@ -182,7 +182,7 @@ function nullSink(): Writable {
 
 /** zfs's answer for a dataset that is not there; OpenZFS says this for a missing snapshot. */
 function isMissing(e: unknown): boolean {
-  return /does not exist|could not find any snapshots/.test(String((e as ToolFailedError)?.data?.stderr ?? ''));
+  return toolFailedWith(e, /does not exist|could not find any snapshots/);
 }
 
 export interface StoreOptions {

@@ -19,7 +19,7 @@
  *             `zpool destroy`/`export` sometimes fail "pool is busy" right after a mount and work
  *             when repeated: `retryBusy` repeats them.
  */
-import { PoolError, UsageError, type ToolFailedError } from '../errors.js';
+import { PoolError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
 import { run as defaultRun, hasTool, type RunOptions, type Runner } from './exec.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -127,11 +127,11 @@ const MODULE_MISSING = /modules are not loaded|\/dev\/zfs/i;
 
 /** The ToolFailedError of a zpool/zfs call that could not reach ZFS at all, as a PoolError. */
 export function unreachableError(e: unknown): PoolError | undefined {
-  const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-  if (DAEMON_DOWN.test(stderr)) {
+  const stderr = toolStderr(e);
+  if (toolFailedWith(e, DAEMON_DOWN)) {
     return new PoolError('the zfs-fuse daemon is not running, so zpool and zfs cannot work: start it with: zfs-fuse (as root), then try again', { stderr }, { cause: e });
   }
-  if (MODULE_MISSING.test(stderr)) {
+  if (toolFailedWith(e, MODULE_MISSING)) {
     return new PoolError('the OpenZFS kernel module is not loaded: load it with: modprobe zfs (as root), then try again', { stderr }, { cause: e });
   }
   return undefined;
@@ -607,8 +607,7 @@ export async function retryBusy<T>(action: () => Promise<T>, attempts = 6, delay
     try {
       return await action();
     } catch (e) {
-      const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-      if (i >= attempts || !/\bbusy\b/i.test(stderr)) throw e;
+      if (i >= attempts || !toolFailedWith(e, /\bbusy\b/i)) throw e;
       await new Promise((r) => setTimeout(r, delayMs * i));
     }
   }
