@@ -52,7 +52,6 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
   importCreateOption(zfsCreateOptions(command)).action(async (image: string, flags: CreateFlags) => {
-      ctx.out = flags;
       const zfs = zfsCreateRequest(flags.fs, flags);
       await checkCreateImport(flags.fs, flags.import);
       const { createImage } = await import('../jobs/create.js');

@@ -79,7 +79,6 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<image>', 'image made with --fs zfs')
       .argument('<source...>', 'OCI image layout directory, docker save archive, or layer tars (.tar/.tar.gz, bottom first)'),
   ).action(async (image: string, sources: string[], flags: Out) => {
-    ctx.out = flags;
     const { importLayers } = await import('../jobs/layers.js');
     const r = await importLayers(image, sources, { ...jobOptions(flags, ctx), onEvent: importProgress(flags) });
     printResult(flags, r, () => formatImport(r));
@@ -87,7 +86,6 @@ export function register(program: Command, ctx: CliContext): void {
 
   common(layers.command('list').description('the layers: digest, parent, space used, image references, runtimes').argument('<image>', 'image file')).action(
     async (image: string, flags: Out) => {
-      ctx.out = flags;
       const { listLayers } = await import('../jobs/layers.js');
       const r = await listLayers(image, jobOptions(flags, ctx));
       printResult(flags, r, () => formatLayers(r.layers));
@@ -102,7 +100,6 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<digest>', 'layer digest (or a unique prefix of 6+ hex digits)')
       .requiredOption('-o, --output <file>', 'the tar to write ("-" for stdout)'),
   ).action(async (image: string, digest: string, flags: Out & { output: string }) => {
-    ctx.out = flags;
     const toStdout = flags.output === '-';
     if (toStdout && process.stdout.isTTY) throw new UsageError('-o - would write a tar to the terminal: redirect stdout to a file or pipe');
     if (!toStdout && (await fs.stat(flags.output).catch(() => undefined))?.isDirectory()) throw new UsageError(`-o ${flags.output} is a directory: give a file name`);
@@ -123,7 +120,6 @@ export function register(program: Command, ctx: CliContext): void {
       .requiredOption('--layer <digest>', 'the layer to start from (digest, unique prefix, or "empty")')
       .requiredOption('--name <id>', 'the runtime id'),
   ).action(async (image: string, flags: Out & { layer: string; name: string }) => {
-    ctx.out = flags;
     const { createRuntime } = await import('../jobs/layers.js');
     const r = await createRuntime(image, flags.layer, flags.name, jobOptions(flags, ctx));
     printResult(flags, r, () =>
@@ -139,7 +135,6 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<id>', 'runtime id')
       .option('--rm', 'destroy the runtime after committing it'),
   ).action(async (image: string, id: string, flags: Out & { rm?: boolean }) => {
-    ctx.out = flags;
     const { commitRuntime } = await import('../jobs/layers.js');
     const r = await commitRuntime(image, id, { ...jobOptions(flags, ctx), remove: flags.rm });
     printResult(flags, r, () =>
@@ -149,7 +144,6 @@ export function register(program: Command, ctx: CliContext): void {
 
   common(runtime.command('rm').description('destroy a runtime').argument('<image>', 'image file').argument('<id>', 'runtime id')).action(
     async (image: string, id: string, flags: Out) => {
-      ctx.out = flags;
       const { removeRuntime } = await import('../jobs/layers.js');
       const r = await removeRuntime(image, id, jobOptions(flags, ctx));
       printResult(flags, r, () => `runtime ${id}: ${r.dataset} destroyed`);

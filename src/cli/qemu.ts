@@ -14,7 +14,6 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print args, kernel command line and mount hint as JSON')
     .option('-v, --verbose', 'print stacks with errors')
     .action(async (image: string, flags: { mem: string; readonly?: boolean; cmdline?: boolean; json?: boolean; verbose?: boolean }) => {
-      ctx.out = flags;
       const { qemuArgs } = await import('../jobs/qemu-args.js');
       const r = await qemuArgs(image, { memBytes: parseSize(flags.mem, '--mem'), readOnly: flags.readonly });
       printResult(flags, r, () => (flags.cmdline ? (r.cmdline ?? `# ${r.mountHint}`) : r.shell));

@@ -26,6 +26,7 @@ describe('create --fs zfs options', () => {
 
   it('refuses ZFS options with another --fs, a missing --pool, --owner without --mount', () => {
     expect(() => zfsCreateRequest('ext4', parse(['--pool', 'tank', '--dataset', 'x']))).toThrow('--pool, --dataset only apply to --fs zfs');
+    expect(() => zfsCreateRequest('ext4', parse(['--pool', 'tank']))).toThrow('--pool only applies to --fs zfs');
     expect(zfsCreateRequest('ext4', parse([]))).toBeUndefined();
     expect(() => zfsCreateRequest('zfs', parse([]))).toThrow(UsageError);
     expect(() => zfsCreateRequest('zfs', parse([]))).toThrow('--fs zfs needs --pool NAME');
