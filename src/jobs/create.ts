@@ -128,10 +128,17 @@ export async function planCreate(o: CreateOptions): Promise<LayoutPlan> {
     const dir = dirname(resolve(o.path));
     const free = await freeBytes(dir);
     const align = o.alignBytes ?? DAX_ALIGN_BYTES;
-    sizeBytes = alignDown(free - (o.sparse ? 0 : MAX_SIZE_RESERVE_BYTES), align);
+    const reserve = o.sparse ? 0 : MAX_SIZE_RESERVE_BYTES;
+    sizeBytes = alignDown(Math.max(0, free - reserve), align);
     const min = minimumImageBytes(fsType, o.memmap, o.table, align);
     if (sizeBytes < min) {
-      throw new NoSpaceError(`--size max: ${dir} has ${formatSize(free)} free, less than the ${formatSize(min)} a ${fsType} image needs`, { freeBytes: free, minimumBytes: min });
+      const kept = reserve ? `; ${formatSize(reserve)} of it kept back for a preallocated image's filesystem metadata leaves ${formatSize(sizeBytes)}` : `, ${formatSize(sizeBytes)} in whole ${formatSize(align)}`;
+      throw new NoSpaceError(`--size max: ${dir} has ${formatSize(free)} free${kept}, less than the ${formatSize(min)} an image with --fs ${fsType} needs${reserve ? ' (--sparse keeps nothing back)' : ''}`, {
+        freeBytes: free,
+        reservedBytes: reserve,
+        sizeBytes,
+        minimumBytes: min,
+      });
     }
   } else {
     sizeBytes = o.size;

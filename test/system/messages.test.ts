@@ -1,0 +1,61 @@
+/**
+ * What a user reads when a request cannot be met: the real CLI's one line on stderr, its exit
+ * status, and nothing left behind. One test per message the user's first runs found wanting.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await tempDir();
+});
+afterEach(async () => {
+  expect(await cleanDir(dir)).toEqual({ loops: [], mounts: [] });
+});
+
+/** Runs the CLI expecting a usage error or failure: its status, its line, and no image left. */
+async function refused(args: string[], status: number) {
+  const r = await cli(args);
+  expect(r.exitCode, r.stderr).toBe(status);
+  expect(r.stdout).toBe('');
+  expect(r.stderr.split('\n')).toHaveLength(1);
+  expect(await readdir(dir)).toEqual(expect.not.arrayContaining(['disk.img']));
+  return r.stderr;
+}
+
+describe('sizes', () => {
+  it('0 and -1 name the minimum for the filesystem asked for', async () => {
+    const img = join(dir, 'disk.img');
+    expect(await refused(['--size', '0', img], 2)).toBe('mkimage: --size "0" is zero: the minimum is 10 MiB');
+    expect(await refused(['--size', '-1', '--fs', 'xfs', img], 2)).toBe('mkimage: --size "-1" is negative: the minimum is 302 MiB');
+    expect(await refused(['--size', '0G', '--fs', 'zfs', '--pool', 'p', img], 2)).toBe('mkimage: --size "0G" is zero: the minimum is 66 MiB');
+  });
+  it('a huge size is reported with its exact byte count', async () => {
+    expect(await refused(['--size', '99999999999T', join(dir, 'disk.img')], 2)).toBe(
+      'mkimage: --size "99999999999T" is too large: 109951162776500488372224 bytes, more than the 9007199254740991 (8 PiB) mkimage computes with',
+    );
+  });
+  it('20GB is refused, naming the binary spelling', async () => {
+    expect(await refused(['--size', '20GB', join(dir, 'disk.img')], 2)).toMatch(/GB is ambiguous .* write 20G or 20GiB$/);
+  });
+  it('--size max on a small filesystem says what was kept back, without contradicting itself', async () => {
+    const small = join(dir, 'small');
+    await mkdir(small);
+    expect((await sh('mount', ['-t', 'tmpfs', '-o', 'size=70m', 'mkimage-msg', small])).exitCode).toBe(0);
+    try {
+      const r = await cli(['--size', 'max', join(small, 'disk.img')]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toBe(
+        `mkimage: --size max: ${small} has 70 MiB free; 64 MiB of it kept back for a preallocated image's filesystem metadata leaves 6 MiB, less than the 10 MiB an image with --fs ext4 needs (--sparse keeps nothing back)`,
+      );
+      expect(await readdir(small)).toEqual([]);
+      const sparse = await cli(['--size', 'max', '--sparse', '--fs', 'xfs', join(small, 'disk.img')]);
+      expect(sparse.exitCode).toBe(1);
+      expect(sparse.stderr).toBe(`mkimage: --size max: ${small} has 70 MiB free, 70 MiB in whole 2 MiB, less than the 302 MiB an image with --fs xfs needs`);
+    } finally {
+      await sh('umount', [small]);
+    }
+  });
+});
