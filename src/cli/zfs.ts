@@ -29,13 +29,14 @@ export function formatAttached(r: AttachedImage): string {
 }
 
 export function formatStatus(s: StatusReport): string {
-  if (!s.images.length) return `no image attached (ZFS: ${s.zfs})`;
+  const zfs = s.zfs.flavour ?? `not available: ${s.zfs.error}`;
+  if (!s.images.length) return `no image attached (ZFS: ${zfs})`;
   const lines: string[] = [];
   for (const i of s.images) {
-    lines.push(`${i.file}: ${i.loopDevice}${i.pool ? `, pool ${i.pool} ${i.health}` : ', no pool imported from it'}`);
+    lines.push(`${i.file}: ${i.loopDevice}${i.pool ? `, pool ${i.pool} ${i.health}` : s.zfs.flavour ? ', no pool imported from it' : ', pool unknown (ZFS not available)'}`);
     for (const m of i.mountpoints) lines.push(`  ${m.dataset}  ${m.mountpoint}`);
   }
-  lines.push(`ZFS: ${s.zfs}`);
+  lines.push(`ZFS: ${zfs}`);
   return lines.join('\n');
 }
 

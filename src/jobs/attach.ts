@@ -20,7 +20,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InvalidImageError, PoolError, ToolMissingError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
+import { InvalidImageError, PermissionError, PoolError, ToolMissingError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { attachLoop, detachLoop, listLoops, loopsOfFile, type LoopDevice } from '../tools/losetup.js';
@@ -439,8 +439,12 @@ export interface ImageStatus {
 }
 
 export interface StatusReport {
-  /** "zfs-fuse 0.7.0 (pool version 23)", "openzfs 2.1.5", or why ZFS could not be asked. */
-  zfs: string;
+  /**
+   * Which ZFS answered, in create's form: `flavour` is "zfs-fuse 0.7.0 (pool version 23)" or
+   * "openzfs 2.1.5"; when ZFS could not be asked (daemon down, no module) `flavour` is absent and
+   * `error` says why, and the images' pools are unknown (not "none").
+   */
+  zfs: { flavour?: string; error?: string };
   images: ImageStatus[];
 }
 
@@ -454,10 +458,10 @@ export async function statusImages(o: LifecycleOptions = {}): Promise<StatusRepo
     if (!header?.pfn || header.partition?.offsetBytes !== l.offsetBytes) continue;
     images.push({ file: l.backFile, loopDevice: l.name, offsetBytes: l.offsetBytes, sizeLimitBytes: l.sizeLimitBytes, mountpoints: [] });
   }
-  let zfsText: string;
+  const zfsState: StatusReport['zfs'] = {};
   try {
     const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
-    zfsText = flavour.description;
+    zfsState.flavour = flavour.description;
     const zfs = new Zfs(flavour, run, o.signal);
     for (const p of await zfs.listPools()) {
       const vdevs = (await zfs.poolVdevs(p.name)).map((v) => basename(v));
@@ -466,7 +470,10 @@ export async function statusImages(o: LifecycleOptions = {}): Promise<StatusRepo
       Object.assign(img, { pool: p.name, guid: p.guid, health: p.health, altroot: p.altroot, mountpoints: await mountedDatasets(zfs, p.name) });
     }
   } catch (e) {
-    zfsText = `not available: ${(e as Error).message}`;
+    // As an ordinary user ZFS cannot be asked at all: say it needs root rather than list every
+    // image as having no pool (its pool may well be imported).
+    if (e instanceof PermissionError) throw e;
+    zfsState.error = (e as Error).message;
   }
-  return { zfs: zfsText, images };
+  return { zfs: zfsState, images };
 }

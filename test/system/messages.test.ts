@@ -2,7 +2,8 @@
  * What a user reads when a request cannot be met: the real CLI's one line on stderr, its exit
  * status, and nothing left behind. One test per message the user's first runs found wanting.
  */
-import { mkdir, readdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
@@ -57,5 +58,26 @@ describe('sizes', () => {
     } finally {
       await sh('umount', [small]);
     }
+  });
+});
+
+/** The CLI as the unprivileged user nobody (65534). */
+const asNobody = (args: string[]) => sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', join(import.meta.dirname, '../../bin/mkimage.js'), ...args]);
+
+describe('ZFS commands as an ordinary user', () => {
+  it('attach, layers list and status say they need root (not "failed to initialize ZFS library")', async () => {
+    await chmod(dir, 0o755);
+    const img = join(dir, 'z.img');
+    const pool = `mkt${randomBytes(3).toString('hex')}`;
+    const made = await cli(['create', '-q', '--size', '128M', '--sparse', '--fs', 'zfs', '--pool', pool, img]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    await chmod(img, 0o644);
+    const needsRoot = "mkimage: zpool and zfs need root here (they talk to the ZFS daemon or /dev/zfs, which are root's): run mkimage as root (e.g. with sudo)";
+    for (const args of [['attach', img], ['layers', 'list', img], ['status']]) {
+      const r = await asNobody(args);
+      expect({ args, exitCode: r.exitCode, stderr: r.stderr, stdout: r.stdout }).toEqual({ args, exitCode: 1, stderr: needsRoot, stdout: '' });
+    }
+    // And nothing was imported by trying.
+    expect((await sh('zpool', ['list', '-H', '-o', 'name'])).stdout.split('\n')).not.toContain(pool);
   });
 });
