@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { TargetExistsError, UsageError } from '../errors.js';
 import { formatSize } from '../layout/units.js';
 import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
@@ -98,11 +98,15 @@ export function register(program: Command, ctx: CliContext): void {
       .description('write a layer as an OCI layer tar: its changes against its parent, deletions as .wh. whiteouts')
       .argument('<image>', 'image file')
       .argument('<digest>', 'layer digest (or a unique prefix of 6+ hex digits)')
-      .requiredOption('-o, --output <file>', 'the tar to write ("-" for stdout)'),
-  ).action(async (image: string, digest: string, flags: Out & { output: string }) => {
+      .requiredOption('-o, --output <file>', 'the tar to write ("-" for stdout)')
+      .option('-f, --force', 'replace an existing FILE'),
+  ).action(async (image: string, digest: string, flags: Out & { output: string; force?: boolean }) => {
     const toStdout = flags.output === '-';
+    if (toStdout && flags.json) throw new UsageError('-o - writes the tar on stdout, which leaves no room for --json: write to a file (-o FILE --json) or drop --json');
     if (toStdout && process.stdout.isTTY) throw new UsageError('-o - would write a tar to the terminal: redirect stdout to a file or pipe');
-    if (!toStdout && (await fs.stat(flags.output).catch(() => undefined))?.isDirectory()) throw new UsageError(`-o ${flags.output} is a directory: give a file name`);
+    const existing = toStdout ? undefined : await fs.stat(flags.output).catch(() => undefined);
+    if (existing?.isDirectory()) throw new UsageError(`-o ${flags.output} is a directory: give a file name`);
+    if (existing && !flags.force) throw new TargetExistsError(flags.output);
     const { exportLayer } = await import('../jobs/layers.js');
     const r = await exportLayer(image, digest, toStdout ? process.stdout : flags.output, jobOptions(flags, ctx));
     const { layer, ...rest } = r;

@@ -3,7 +3,7 @@
  * status, and nothing left behind. One test per message the user's first runs found wanting.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
@@ -79,5 +79,21 @@ describe('ZFS commands as an ordinary user', () => {
     }
     // And nothing was imported by trying.
     expect((await sh('zpool', ['list', '-H', '-o', 'name'])).stdout.split('\n')).not.toContain(pool);
+  });
+});
+
+describe('layers export -o', () => {
+  it('an existing FILE is kept without --force (exit 2), before the image is opened', async () => {
+    const out = join(dir, 'layer.tar');
+    await writeFile(out, 'precious');
+    const r = await cli(['layers', 'export', join(dir, 'any.img'), 'abcdef', '-o', out]);
+    expect(r).toMatchObject({ exitCode: 2, stdout: '', stderr: `mkimage: ${out} already exists: pass --force to replace it (it was left untouched)` });
+    expect(await readFile(out, 'utf8')).toBe('precious');
+  });
+  it('-o - with --json is refused: stdout carries the tar (the JSON error still goes to stdout, alone)', async () => {
+    const r = await cli(['layers', 'export', join(dir, 'any.img'), 'abcdef', '-o', '-', '--json']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe('mkimage: -o - writes the tar on stdout, which leaves no room for --json: write to a file (-o FILE --json) or drop --json');
+    expect(JSON.parse(r.stdout).error.code).toBe('EUSAGE');
   });
 });
