@@ -176,8 +176,10 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   }
   try {
     await fs.access(dir, fsConstants.W_OK);
-  } catch {
-    throw new PermissionError(`cannot create ${o.path}: no write permission in ${dir} (nothing was written)`, { dir });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') throw new PermissionError(`cannot create ${o.path}: ${dir} is on a read-only file system (nothing was written): choose another directory, or remount it read-write`, { dir, code });
+    throw new PermissionError(`cannot create ${o.path}: no write permission in ${dir} (nothing was written)`, { dir, code });
   }
   const tools = [
     ...(o.sparse ? [] : ['fallocate']),
@@ -220,9 +222,14 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
  * can say that nothing was left. Errors that are MkimageErrors already pass through.
  */
 function fileError(e: unknown, path: string, sizeBytes: number): unknown {
+  const where = dirname(resolve(path));
+  if (isNoSpace(e)) {
+    // A tool (mkfs writing metadata or --populate's files into a sparse image) ran out of space.
+    const tool = String(e.data.tool ?? 'a tool');
+    return new NoSpaceError(`no space left in ${where} while ${tool} wrote into ${path}; nothing was left behind: free some space, or make the image preallocated (without --sparse) so its space is reserved up front`, { path, tool, stderr: e.data.stderr }, { cause: e });
+  }
   if (e instanceof MkimageError) return e;
   const err = e as NodeJS.ErrnoException;
-  const where = dirname(resolve(path));
   switch (err?.code) {
     case 'ENOSPC':
     case 'EDQUOT':
@@ -240,7 +247,7 @@ function fileError(e: unknown, path: string, sizeBytes: number): unknown {
   }
 }
 
-function isNoSpace(e: unknown): boolean {
+function isNoSpace(e: unknown): e is ToolFailedError {
   return toolFailedWith(e, /No space left|ENOSPC/i);
 }
 

@@ -97,3 +97,38 @@ describe('layers export -o', () => {
     expect(JSON.parse(r.stdout).error.code).toBe('EUSAGE');
   });
 });
+
+describe('where the image goes', () => {
+  it('a read-only file system is named as such, not as missing write permission', async () => {
+    const ro = join(dir, 'ro');
+    await mkdir(ro);
+    expect((await sh('mount', ['-t', 'tmpfs', '-o', 'size=16m,ro', 'mkimage-ro', ro])).exitCode).toBe(0);
+    try {
+      const r = await cli(['--size', '64M', '--sparse', join(ro, 'disk.img')]);
+      expect(r).toMatchObject({ exitCode: 1, stdout: '' });
+      expect(r.stderr).toBe(`mkimage: cannot create ${join(ro, 'disk.img')}: ${ro} is on a read-only file system (nothing was written): choose another directory, or remount it read-write`);
+    } finally {
+      await sh('umount', [ro]);
+    }
+  });
+  it('ENOSPC inside mkfs (a sparse image populated on a full file system) is a NoSpaceError, and nothing is left', async () => {
+    const small = join(dir, 'small');
+    const src = join(dir, 'src');
+    await mkdir(small);
+    await mkdir(src);
+    await writeFile(join(src, 'big'), Buffer.alloc(8 * 1024 * 1024, 0x5a));
+    expect((await sh('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'mkimage-nospc', small])).exitCode).toBe(0);
+    try {
+      const img = join(small, 'disk.img');
+      const r = await cli(['--size', '64M', '--sparse', '--populate', src, img, '--json']);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toBe(
+        `mkimage: no space left in ${small} while mkfs.ext4 wrote into ${img}; nothing was left behind: free some space, or make the image preallocated (without --sparse) so its space is reserved up front`,
+      );
+      expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'ENOSPC', data: { tool: 'mkfs.ext4', stderr: expect.stringContaining('No space left on device') } });
+      expect(await readdir(small)).toEqual([]);
+    } finally {
+      await sh('umount', [small]);
+    }
+  });
+});
