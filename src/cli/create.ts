@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES, minimumImageBytes } from '../layout/plan.js';
 import { formatSize, parseSize } from '../layout/units.js';
 import { printResult, progressPrinter, type CliContext } from './context.js';
-import { checkCreateImport, formatImport, importAfterCreate, importCreateOption } from './layers.js';
+import { formatImport, importCreateOption, importProgress } from './layers.js';
 import { zfsCreateOptions, zfsCreateRequest, type ZfsCreateFlags } from './zfs.js';
 
 interface CreateFlags extends ZfsCreateFlags {
@@ -53,7 +53,6 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-v, --verbose', 'print stacks with errors');
   importCreateOption(zfsCreateOptions(command)).action(async (image: string, flags: CreateFlags) => {
       const zfs = zfsCreateRequest(flags.fs, flags);
-      await checkCreateImport(flags.fs, flags.import);
       const { createImage } = await import('../jobs/create.js');
       const alignBytes = flags.align === undefined ? undefined : parseSize(flags.align, '--align');
       const result = await createImage({
@@ -71,11 +70,13 @@ export function register(program: Command, ctx: CliContext): void {
         populateDir: flags.populate,
         force: flags.force,
         zfs,
+        import: flags.import,
+        onImportEvent: importProgress(flags),
         signal: ctx.signal,
         onProgress: progressPrinter(flags),
       });
-      const imported = await importAfterCreate(image, flags.import ?? [], flags, ctx);
-      printResult(flags, imported ? { ...result, imported } : result, () => {
+      const imported = result.imported;
+      printResult(flags, result, () => {
         const lines = [
           `${result.path}: ${formatSize(result.sizeBytes)} ${result.fs === 'none' ? 'image without filesystem' : result.fs}, ${result.sparse ? 'sparse' : 'preallocated'} (${formatSize(result.allocatedBytes)} on disk), ${result.table.toUpperCase()}`,
           `  partition ${formatSize(result.layout.partitionOffsetBytes)} .. end (${formatSize(result.layout.partitionSizeBytes)}), guest /dev/pmem0 ${formatSize(result.layout.pmemSizeBytes)} fsdax (${result.memmap} memmap)`,

@@ -1,6 +1,6 @@
 /**
  * Container layer commands on a ZFS image (calldown layout): `layers import|list|export` and
- * `runtime create|commit|rm`; and `--import` for create (`importCreateOption`, `importAfterCreate`).
+ * `runtime create|commit|rm`; and create's `--import` option (`importCreateOption`; createImage imports).
  * Each attaches the image when it is not attached and leaves it as it found it.
  */
 import { promises as fs } from 'node:fs';
@@ -155,31 +155,7 @@ export function register(program: Command, ctx: CliContext): void {
   );
 }
 
-/** create's --import option. */
+/** create's --import option (createImage's `import`: checked first, imported last, the image removed if it fails). */
 export function importCreateOption(command: Command): Command {
-  return command.option('--import <source>', '--fs zfs: after creating, import this image or layer tar into the pool (as mkimage layers import; repeatable, in order)', collect, []);
-}
-
-/**
- * Checks --import sources before create makes anything (a bad source leaves no image behind).
- * Returns undefined when there is nothing to import.
- */
-export async function checkCreateImport(fsType: string, sources: readonly string[] | undefined): Promise<void> {
-  if (!sources?.length) return;
-  if (fsType !== 'zfs') throw new UsageError('--import needs --fs zfs: layers live in the pool');
-  const { readSources } = await import('../layers/source.js');
-  await readSources(sources);
-}
-
-/** create --import after the image was made: imports, or removes the new image if that fails. */
-export async function importAfterCreate(image: string, sources: readonly string[], flags: OutputOptions & { mount?: string }, ctx: CliContext): Promise<ImportResult | undefined> {
-  if (!sources.length) return undefined;
-  const { importLayers } = await import('../jobs/layers.js');
-  try {
-    return await importLayers(image, sources, { signal: ctx.signal, mount: flags.mount, onEvent: importProgress(flags) });
-  } catch (e) {
-    const { destroyImage } = await import('../jobs/attach.js');
-    await destroyImage(image, { yes: true }).catch(() => undefined);
-    throw e;
-  }
+  return command.option('--import <source>', '--fs zfs: after creating, import this image or layer tar into the pool (as mkimage layers import; repeat the option for several, imported in order)', collect, []);
 }

@@ -34,6 +34,8 @@ import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import type { AttachedImage } from './attach.js';
+import type { ImportResult } from './layers.js';
+import type { ImportEvent } from '../layers/store.js';
 import type { BuildPoolResult, PoolRequest } from './zfs-pool.js';
 import type { ZfsFlavour } from '../tools/zfs.js';
 
@@ -61,6 +63,15 @@ export interface CreateOptions {
   force?: boolean;
   /** --fs zfs: the pool and its tree; `mount` leaves the image attached with the pool imported there. */
   zfs?: Omit<PoolRequest, 'populateDir'> & { mount?: string; owner?: string };
+  /**
+   * --fs zfs: container images or layer tars to import into the new pool once it is built, in
+   * order (as `mkimage layers import`: OCI layout directories, docker save archives, layer tars).
+   * They are read and checked before anything is written; an import that fails removes the new
+   * image, so the caller gets the filled image or nothing.
+   */
+  import?: readonly string[];
+  /** Progress of the import, layer by layer. */
+  onImportEvent?: (event: ImportEvent) => void;
   signal?: AbortSignal;
   onProgress?: (event: { phase: string; message: string }) => void;
 }
@@ -93,6 +104,8 @@ export interface CreateResult {
   ids: Omit<HeaderIds, 'diskSignature'> & { fsUuid: string; diskSignature: string };
   /** --fs zfs: the pool built (always exported at the end of the build), and where it is mounted with --mount. */
   zfs?: Omit<BuildPoolResult, 'flavour'> & { flavour: string; attached?: AttachedImage };
+  /** With `import`: what was imported (the zfs datasets and allocatedBytes above count it). */
+  imported?: ImportResult;
   /** Milliseconds per phase. */
   timings: Record<string, number>;
 }
@@ -330,6 +343,12 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   const ids = makeIds(o);
   const headerWrites = buildHeader(plan, ids);
   const { zfsFlavour } = await preflight(o, plan);
+  if (o.import?.length) {
+    if (plan.fs !== 'zfs') throw new UsageError('--import needs --fs zfs: layers live in the pool', { import: o.import });
+    // Read and checked (manifests, blobs) before anything is written: a bad source leaves nothing.
+    const { readSources } = await import('../layers/source.js');
+    await readSources(o.import);
+  }
   const target = resolve(o.path);
   const sparse = o.sparse ?? false;
 
@@ -379,6 +398,25 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
       throw e;
     }
   }
+  let imported: ImportResult | undefined;
+  if (o.import?.length && pool) {
+    phase('import', `importing ${o.import.length} source${o.import.length === 1 ? '' : 's'} into ${pool.pool}`);
+    const { importLayers } = await import('./layers.js');
+    try {
+      imported = await importLayers(target, o.import, { signal: o.signal, mount: o.zfs?.mount, onEvent: o.onImportEvent });
+    } catch (e) {
+      const { destroyImage } = await import('./attach.js');
+      await destroyImage(target, { yes: true }).catch(() => undefined);
+      throw e;
+    }
+    // The datasets the import made belong in the summary (each layer, and its @extracted).
+    const fresh = imported.images.flatMap((i) => i.layers).filter((l) => l.status === 'extracted');
+    pool = {
+      ...pool,
+      datasets: [...new Set([...pool.datasets, ...fresh.map((l) => l.dataset)])],
+      snapshots: [...new Set([...pool.snapshots, ...fresh.map((l) => `${l.dataset}@extracted`)])],
+    };
+  }
   timings[current] = (timings[current] ?? 0) + (performance.now() - t);
 
   return {
@@ -411,6 +449,7 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
       partitionName: ids.partitionName,
     },
     zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
+    imported,
     timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
   };
 }
