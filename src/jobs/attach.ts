@@ -30,10 +30,6 @@ import { checkAborted, withUndo } from '../undo.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 import { formatSize } from '../layout/units.js';
 
-/** Where attach mounts a pool when no --mount is given: <base>/<pool> is the altroot. */
-export const DEFAULT_ALTROOT_BASE = '/run/mkimage/pools';
-/** zfs-fuse: one directory per loop device holding a link to it, the only thing `import -d` scans. */
-export const VDEV_LINK_BASE = '/run/mkimage/vdev';
 
 export interface LifecycleOptions {
   signal?: AbortSignal;

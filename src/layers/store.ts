@@ -467,10 +467,6 @@ export class LayerStore {
     return (await this.inventory()).layers;
   }
 
-  async listRuntimes(): Promise<RuntimeInfo[]> {
-    return (await this.inventory()).runtimes;
-  }
-
   /** Layers and runtimes from one `zfs get`; none when the pool has no store. */
   async inventory(): Promise<{ layers: LayerInfo[]; runtimes: RuntimeInfo[] }> {
     const roots = [this.storage, this.runtime].filter((d) => this.present.has(d));

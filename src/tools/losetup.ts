@@ -81,11 +81,6 @@ export async function listLoops(run: Runner = defaultRun): Promise<LoopDevice[]>
   return parseLoopList(r.stdout);
 }
 
-/** The loop devices showing `file` at `offsetBytes` (a path compare: pass a resolved path). */
-export async function findLoops(file: string, offsetBytes?: number, run: Runner = defaultRun): Promise<LoopDevice[]> {
-  return (await listLoops(run)).filter((d) => d.backFile === file && (offsetBytes === undefined || d.offsetBytes === offsetBytes));
-}
-
 /**
  * The loop devices backed by `file`, found by its inode (`losetup --associated`): whatever path
  * they were attached by, even after the file was renamed or deleted.
