@@ -62,11 +62,23 @@ export function formatImport(r: ImportResult): string {
   return lines.join('\n');
 }
 
+/**
+ * The layer table. When a digest is stored twice (the same diff_id on two parents: the second
+ * dataset is named by its chain id), a STORED AS column names each dataset and PARENT names the
+ * parent's dataset, so every row and every parent is unambiguous.
+ */
 export function formatLayers(layers: readonly LayerInfo[]): string {
-  const rows = [['LAYER', 'PARENT', 'USED', 'REFERENCES', 'RUNTIMES']];
-  for (const l of layers) rows.push([short(l.digest), l.parent ? short(l.parent) : '-', formatSize(l.usedBytes), l.refs.join(',') || '-', l.runtimes.join(',') || '-']);
+  const seen = new Set<string>();
+  const twice = layers.some((l) => seen.size === seen.add(l.digest).size);
+  const stored = (dataset: string) => short(dataset.split('/').pop() ?? dataset);
+  const rows = [['LAYER', ...(twice ? ['STORED AS'] : []), 'PARENT', 'USED', 'REFERENCES', 'RUNTIMES']];
+  for (const l of layers) {
+    const parent = twice ? (l.parentDataset ? stored(l.parentDataset) : '-') : l.parent ? short(l.parent) : '-';
+    rows.push([short(l.digest), ...(twice ? [stored(l.dataset)] : []), parent, formatSize(l.usedBytes), l.refs.join(',') || '-', l.runtimes.join(',') || '-']);
+  }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  const table = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return twice ? `${table}\n(a layer stored twice, on two parents: STORED AS and PARENT name datasets, by chain id)` : table;
 }
 
 export function register(program: Command, ctx: CliContext): void {

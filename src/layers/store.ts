@@ -83,6 +83,8 @@ export interface LayerInfo {
   dataset: string;
   /** The parent layer's digest; undefined for the base. */
   parent?: string;
+  /** The parent layer's dataset (unambiguous where a digest is stored twice, under its chain id). */
+  parentDataset?: string;
   /** Bytes this layer holds on its own (ZFS `used`). */
   usedBytes: number;
   /** Image references whose layers include this one. */
@@ -501,6 +503,7 @@ export class LayerStore {
         digest: digestOf(d),
         dataset: d.name,
         parent: parentOf(d) ? digestOf(byName.get(parentOf(d)!)!) : undefined,
+        parentDataset: parentOf(d),
         usedBytes: d.used,
         refs: [...(refs.get(d.name) ?? [])].sort(),
         runtimes: runtimes.filter((r) => r.layerDataset === d.name).map((r) => r.id),
