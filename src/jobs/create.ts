@@ -237,8 +237,13 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
 function fileError(e: unknown, path: string, sizeBytes: number): unknown {
   const where = dirname(resolve(path));
   if (isNoSpace(e)) {
-    // A tool (mkfs writing metadata or --populate's files into a sparse image) ran out of space.
     const tool = String(e.data.tool ?? 'a tool');
+    if (tool === 'cp') {
+      // cp copies --populate's tree into the image's mounted filesystem: that one is full (a full
+      // host would show as I/O errors of the loop device, not ENOSPC).
+      return new NoSpaceError(`the --populate tree does not fit in the image's filesystem (cp: No space left on device); nothing was left behind: give a larger --size`, { path, tool, stderr: e.data.stderr }, { cause: e });
+    }
+    // mkfs writing metadata, or mkfs.ext4 -d writing --populate's files, into a sparse image file.
     return new NoSpaceError(`no space left in ${where} while ${tool} wrote into ${path}; nothing was left behind: free some space, or make the image preallocated (without --sparse) so its space is reserved up front`, { path, tool, stderr: e.data.stderr }, { cause: e });
   }
   if (e instanceof MkimageError) return e;
