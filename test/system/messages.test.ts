@@ -3,7 +3,7 @@
  * status, and nothing left behind. One test per message the user's first runs found wanting.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
@@ -130,5 +130,22 @@ describe('where the image goes', () => {
     } finally {
       await sh('umount', [small]);
     }
+  });
+});
+
+describe('no empty directories left behind', () => {
+  it('a layers command with --mount DIR on a detached image removes the DIR it made, and keeps one that was there', async () => {
+    const img = join(dir, 'z.img');
+    const pool = `mkt${randomBytes(3).toString('hex')}`;
+    const made = await cli(['create', '-q', '--size', '128M', '--sparse', '--fs', 'zfs', '--pool', pool, img]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    const list = await cli(['layers', 'list', img, '--mount', join(dir, 'new/altroot'), '--json']);
+    expect(list.exitCode, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout).attachedByJob).toBe(true);
+    await expect(lstat(join(dir, 'new'))).rejects.toThrow(/ENOENT/);
+    await mkdir(join(dir, 'mine'));
+    expect((await cli(['layers', 'list', img, '--mount', join(dir, 'mine')])).exitCode).toBe(0);
+    expect(await readdir(join(dir, 'mine'))).toEqual([]);
+    expect((await sh('zpool', ['list', '-H', '-o', 'name'])).stdout.split('\n')).not.toContain(pool);
   });
 });
