@@ -9,7 +9,8 @@
  * They import their job when it runs, so `inspect` does not load what `create` needs.
  */
 import { Command, CommanderError } from 'commander';
-import { InterruptedError, MkimageError } from './errors.js';
+import { existsSync } from 'node:fs';
+import { InterruptedError, MkimageError, UsageError } from './errors.js';
 import { register as registerCreate } from './cli/create.js';
 import { register as registerInspect } from './cli/inspect.js';
 import { register as registerLayers } from './cli/layers.js';
@@ -18,6 +19,43 @@ import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
 
 const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
+
+/** The commands, for "unknown command" and its suggestion. */
+const COMMANDS = ['create', 'inspect', 'qemu-args', 'attach', 'detach', 'destroy', 'status', 'layers', 'runtime', 'help'];
+
+/** Levenshtein distance, for suggesting the command a typo meant. */
+export function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/**
+ * A first word that is no command, followed by another word (create takes one IMAGE), or close to
+ * a command's name and not an existing file: a mistyped command rather than create's IMAGE.
+ * `mkimage inspekt disk.img` says so instead of "required option --size".
+ */
+export function unknownCommand(args: readonly string[], exists: (path: string) => boolean): UsageError | undefined {
+  const [first, second] = args;
+  if (first === undefined || first.startsWith('-') || COMMANDS.includes(first)) return undefined;
+  const near = COMMANDS.filter((c) => editDistance(first, c) <= 2).sort((a, b) => editDistance(first, a) - editDistance(first, b));
+  const extraWord = second !== undefined && !second.startsWith('-');
+  if (!extraWord && (!near.length || exists(first))) return undefined;
+  return new UsageError(
+    `unknown command "${first}"${near.length ? `: did you mean ${near[0]}?` : ''} (commands: ${COMMANDS.filter((c) => c !== 'help').join(', ')}; an IMAGE alone means create: mkimage --size SIZE IMAGE)`,
+    { command: first, suggestion: near[0] },
+  );
+}
+
+/** --json among the arguments (before `--`): usage errors found while parsing honour it too. */
+export function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
 
 export function handleError(e: unknown, out: OutputOptions, signal?: AbortSignal): number {
   if (e instanceof MkimageError) {
@@ -44,25 +82,42 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const args = argv.slice(2);
+  let usage: string | undefined; // commander's message for a usage error it found while parsing
   const program = new Command('mkimage')
     .description('Build disk image files for VM and NVDIMM guests: MBR/GPT, Linux PFN info block (DAX), ext4, xfs or a ZFS pool')
     .version('0.1.0')
-    .configureOutput({ outputError: (text, write) => write(`mkimage: ${text.replace(/^error: /, '').trimEnd()} (see mkimage --help)\n`) })
-    .exitOverride();
+    .configureOutput({
+      outputError: (text, write) => {
+        usage = `${text.replace(/^error: /, '').trimEnd()} (see mkimage --help)`;
+        write(`mkimage: ${usage}\n`);
+      },
+    })
+    .exitOverride()
+    // The one place a command's output options are taken: errors honour its --json and --verbose.
+    .hook('preAction', (_program, command) => {
+      ctx.out = command.opts();
+    });
   registerCreate(program, ctx);
   registerInspect(program, ctx);
   registerQemu(program, ctx);
   registerZfs(program, ctx);
   registerLayers(program, ctx);
 
+  // Until a command's action runs, --json anywhere before `--` decides (usage errors included).
+  ctx.out = { json: wantsJson(args), verbose: args.includes('--verbose') || args.includes('-v') };
   try {
+    const mistyped = unknownCommand(args, existsSync);
+    if (mistyped) throw mistyped;
     await program.parseAsync(argv);
     return ctx.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and version asked for exit 0; help shown because a subcommand is missing exits 2.
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
-      return e.code === 'commander.help' && e.exitCode === 0 ? 0 : 2;
+      if (e.code === 'commander.help' && e.exitCode === 0) return 0;
+      if (ctx.out.json && usage !== undefined) write(process.stdout, JSON.stringify({ error: new UsageError(usage, { reason: e.code }).toJSON() }, null, 2));
+      return 2;
     }
     return handleError(e, ctx.out, controller.signal);
   } finally {

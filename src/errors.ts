@@ -62,6 +62,19 @@ export class ToolFailedError extends MkimageError {
   static override readonly code = 'ETOOLFAILED';
 }
 
+/**
+ * Did this tool fail with this message: `e` is a ToolFailedError whose stderr matches `pattern`.
+ * The one place call sites ask it (a busy pool, a missing dataset, ENOSPC inside mkfs, ...).
+ */
+export function toolFailedWith(e: unknown, pattern: RegExp): e is ToolFailedError {
+  return e instanceof ToolFailedError && pattern.test(toolStderr(e));
+}
+
+/** The stderr a ToolFailedError carries ('' for any other error). */
+export function toolStderr(e: unknown): string {
+  return e instanceof ToolFailedError ? String(e.data.stderr ?? '') : '';
+}
+
 /** The image's headers are unreadable or a guest kernel would reject them. */
 export class InvalidImageError extends MkimageError {
   static override readonly code = 'EINVALIDIMAGE';

@@ -1,81 +1,279 @@
-/** mkimage's library API: everything the CLI uses, for other programs too. Re-exports only. */
-export * from './errors.js';
-export * from './layout/units.js';
-export * from './layout/uuid.js';
-export * from './layout/pfn.js';
-export * from './layout/mbr.js';
-export * from './layout/gpt.js';
-export * from './layout/plan.js';
-export * from './layout/header.js';
-export * from './layout/fs-magic.js';
-export { createImage, planCreate, type CreateOptions, type CreateResult } from './jobs/create.js';
-export { inspectImage, readImageHeader, type ImageReport, type ImagePartition, type PfnReport } from './jobs/inspect.js';
-export { run, formatCommand, type RunOptions, type RunResult, type Runner } from './tools/exec.js';
-export { qemuArgs, type QemuArgsOptions, type QemuArgsResult } from './jobs/qemu-args.js';
-export { nvdimmArgs, rootCmdline, qemuEscape, type NvdimmArgsOptions } from './tools/qemu.js';
+/**
+ * mkimage's library API: the jobs the CLI runs, the on-disk structures with encode/decode/check,
+ * the size arithmetic, and the error family. Re-exports only, each with one line saying what it is.
+ *
+ * Everything else (running tools, tar reading and writing, the layer store, argument builders) is
+ * internal: importable from its module by mkimage's own tests, not part of this surface, and free
+ * to change. test/unit/index.test.ts lists the surface, so a change to it is a visible decision.
+ */
+
+// ---- The error family: every error mkimage raises on purpose, with a stable `code` ----------
+
 export {
-  decodeVdevPhys,
-  decodeNvlist,
-  nvGet,
-  vdevPhysOffsets,
-  type ZfsLabel,
-  type NvList,
-  type NvPair,
-  type NvValue,
-  type PoolState,
-  type VdevPhysResult,
-} from './layout/zfs-label.js';
-export { detectZfsLabel, readZfsLabels, type DetectedZfsLabel, type LabelRead } from './jobs/zfs-detect.js';
+  /** Base class: `code` (stable), `message` (one line), `data`, `exitStatus` (1 or 2), `toJSON()`. */
+  MkimageError,
+  /** EUSAGE, exit 2: a request that cannot be met as asked (bad size, name, option). */
+  UsageError,
+  /** EEXIST, exit 2: the image exists and `force` was not given; it was left untouched. */
+  TargetExistsError,
+  /** ENOSPC: not enough space where the image goes (checked first, or met while writing). */
+  NoSpaceError,
+  /** ETOOLMISSING: an outside program is not installed; the message names its Debian package. */
+  ToolMissingError,
+  /** ETOOLFAILED: an outside program failed; `data` holds its command, exit code and stderr. */
+  ToolFailedError,
+  /** EINVALIDIMAGE: unreadable headers, or an image a guest kernel would reject. */
+  InvalidImageError,
+  /** ESTRUCT: a decoded on-disk structure breaks a rule. */
+  StructError,
+  /** EPERM: needs root, or no write permission / a read-only file system. */
+  PermissionError,
+  /** EPOOL: ZFS state (pool name taken, not exported cleanly, daemon down, busy). */
+  PoolError,
+  /** ELAYER: a container layer is hostile or malformed. */
+  LayerError,
+  /** EINTERRUPTED: stopped by the `signal` given; what was made so far was removed. */
+  InterruptedError,
+  /** Type guard for MkimageError. */
+  isMkimageError,
+  /** The CLI exit status of an error: 1 failure, 2 usage. */
+  type ExitStatus,
+  /** One failed rule of an on-disk structure: the field and what is wrong with it. */
+  type Problem,
+} from './errors.js';
+
+// ---- Jobs ---------------------------------------------------------------------------------
+
 export {
-  buildPool,
-  planPool,
-  preflightPool,
-  DATASET_LAYOUTS,
-  LAYOUT_TREES,
-  type BuildPoolOptions,
-  type BuildPoolResult,
-  type DatasetLayout,
-  type PoolPlan,
-  type PoolRequest,
-} from './jobs/zfs-pool.js';
+  /** Build an image file (headers, partition, ext4/xfs/ZFS, preallocated or sparse); atomic. */
+  createImage,
+  /** Resolve `size: 'max'` and plan the layout of a create request, without writing anything. */
+  planCreate,
+  /** What createImage takes: path, size, fs, table, memmap, ids, ZFS tree, `import`, `signal`. */
+  type CreateOptions,
+  /** What createImage made: sizes, layout, ids, allocated bytes, the pool, what was imported. */
+  type CreateResult,
+} from './jobs/create.js';
 export {
+  /** Decode and judge an image's headers as a guest kernel and host tools would; O(1) in size. */
+  inspectImage,
+  /** inspectImage's report: table, partitions, PFN block, filesystem, problems, guest's view. */
+  type ImageReport,
+  /** One partition as inspect reports it. */
+  type ImagePartition,
+  /** The PFN info block as inspect reports it. */
+  type PfnReport,
+} from './jobs/inspect.js';
+export {
+  /** The QEMU arguments attaching an image as an NVDIMM, for an image a guest accepts. */
+  qemuArgs,
+  /** qemuArgs' options: guest RAM, read-only sharing. */
+  type QemuArgsOptions,
+  /** qemuArgs' answer: argument array, shell line, kernel command line, mount hint. */
+  type QemuArgsResult,
+} from './jobs/qemu-args.js';
+export {
+  /** Attach a ZFS image: loop device of its partition, pool imported; idempotent. */
   attachImage,
+  /** Detach a ZFS image: unmount, export, detach the loop device. */
   detachImage,
+  /** Destroy a ZFS image: pool destroyed, loop device detached, file removed (`yes: true`). */
   destroyImage,
+  /** The attached images on this host, and which ZFS runs. */
   statusImages,
-  readImageZfs,
-  type AttachOptions,
-  type AttachedImage,
-  type DetachResult,
-  type DestroyResult,
-  type ImageStatus,
+  /** Options every attach/detach/destroy/status call takes (`signal`). */
   type LifecycleOptions,
+  /** attachImage's options: mount (altroot), owner, force. */
+  type AttachOptions,
+  /** attachImage's answer: loop device, pool, guid, health, mountpoints. */
+  type AttachedImage,
+  /** A mounted dataset and where. */
   type MountedDataset,
+  /** detachImage's answer. */
+  type DetachResult,
+  /** destroyImage's answer. */
+  type DestroyResult,
+  /** One attached image in statusImages' report. */
+  type ImageStatus,
+  /** statusImages' answer: `zfs` ({flavour} or {error}) and the images. */
   type StatusReport,
 } from './jobs/attach.js';
 export {
-  detectFlavour,
-  capabilitiesOf,
-  checkPoolName,
-  checkDatasetPath,
-  DEFAULT_COMPATIBILITY,
-  type ZfsCapabilities,
-  type ZfsFlavour,
-  type ZfsKind,
-} from './tools/zfs.js';
-export {
+  /** Import container images or layer tars into a ZFS image, one dataset per layer. */
   importLayers,
+  /** The layers and runtimes of a ZFS image. */
   listLayers,
+  /** Write a layer as an OCI layer tar (changes against its parent, whiteouts). */
   exportLayer,
+  /** Clone a layer into a writable runtime dataset. */
   createRuntime,
+  /** Make a runtime's changes a new layer, named by its tar's sha256. */
   commitRuntime,
+  /** Destroy a runtime. */
   removeRuntime,
-  type ImportResult,
+  /** Options of the layer jobs: signal, mount (altroot), base dataset. */
   type LayerJobOptions,
+  /** importLayers' answer: per image, its layers extracted or present. */
+  type ImportResult,
 } from './jobs/layers.js';
-export { applyLayer, type ApplyOptions, type ApplyStats } from './layers/apply.js';
-export { diffTrees, type Change, type ChangeKind, type DiffOptions } from './layers/diff.js';
-export { packageLayer, type PackageOptions, type PackageResult } from './layers/package.js';
-export { readSources, openLayer } from './layers/source.js';
-export { readTar, decompress } from './layers/tar-read.js';
-export { writeTar } from './layers/tar-write.js';
+export {
+  /** One layer as listLayers reports it: digest, dataset, parent, size, references, runtimes. */
+  type LayerInfo,
+  /** One runtime as listLayers and createRuntime report it. */
+  type RuntimeInfo,
+  /** commitRuntime's answer. */
+  type CommitResult,
+  /** Progress events of an import (createImage's onImportEvent, importLayers' onEvent). */
+  type ImportEvent,
+} from './layers/store.js';
+export {
+  /** Which ZFS runs on this host: its kind, version and pool version, as a ZfsFlavour. */
+  type ZfsFlavour,
+} from './tools/zfs.js';
+
+// ---- The layout plan: from options to offsets and sizes (pure) ------------------------------
+
+export {
+  /** Options to offsets and sizes: where the PFN block, partition and data go. Pure. */
+  planLayout,
+  /** The smallest image for a filesystem, memmap mode, table and alignment. */
+  minimumImageBytes,
+  /** The `fs` values: none, ext4, xfs, zfs. */
+  FS_TYPES,
+  /** The `memmap` values: ram, pmem. */
+  MEMMAP_MODES,
+  /** The `table` values: mbr, gpt. */
+  TABLE_TYPES,
+  /** planLayout's options. */
+  type PlanOptions,
+  /** planLayout's answer. */
+  type LayoutPlan,
+  /** The partition of a LayoutPlan. */
+  type PartitionPlan,
+  /** One of FS_TYPES. */
+  type FsType,
+  /** One of MEMMAP_MODES. */
+  type Memmap,
+  /** One of TABLE_TYPES. */
+  type TableType,
+} from './layout/plan.js';
+export {
+  /** The header bytes (MBR or GPT and backup, PFN block) of a plan, as writes at offsets. */
+  buildHeader,
+  /** The ids buildHeader writes: PFN uuid, disk signature, GPT GUIDs, partition name. */
+  type HeaderIds,
+  /** One write: offset and bytes. */
+  type HeaderWrite,
+} from './layout/header.js';
+
+// ---- On-disk structures: make, encode, decode, check ---------------------------------------
+
+export {
+  /** A PFN info block (struct nd_pfn_sb) for a namespace, checksummed. */
+  makePfnInfo,
+  /** PFN info block to its 4 KiB of bytes. */
+  encodePfnInfo,
+  /** 4 KiB of bytes to a PFN info block. */
+  decodePfnInfo,
+  /** Every rule the kernel's nd_pfn_validate applies, as Problems. */
+  checkPfnInfo,
+  /** The block's fletcher64 checksum, as the kernel computes it. */
+  pfnChecksum,
+  /** Size of the encoded block (4 KiB). */
+  PFN_SB_BYTES,
+  /** The decoded block, fields as the kernel names them. */
+  type NdPfnSb,
+  /** makePfnInfo's options. */
+  type PfnInfoOptions,
+  /** What checkPfnInfo needs to know about the namespace (its size). */
+  type NamespaceContext,
+} from './layout/pfn.js';
+export {
+  /** An MBR with one partition entry. */
+  makeMbr,
+  /** An MBR partition entry (type, start, sectors; CHS derived). */
+  makePartitionEntry,
+  /** MBR to its 512 bytes. */
+  encodeMbr,
+  /** 512 bytes to an MBR. */
+  decodeMbr,
+  /** The MBR's rules (signature, entries inside the disk), as Problems. */
+  checkMbr,
+  /** A disk signature as sfdisk prints it: 0x and 8 hex digits. */
+  formatDiskSignature,
+  /** The decoded MBR. */
+  type Mbr,
+  /** One decoded partition entry. */
+  type MbrPartitionEntry,
+} from './layout/mbr.js';
+export {
+  /** A GPT (header, entry array, backup) with one partition. */
+  makeGpt,
+  /** GPT header to its 92 bytes (CRCs computed). */
+  encodeGptHeader,
+  /** A GPT header from its sector. */
+  decodeGptHeader,
+  /** The used entries of a GPT entry array. */
+  decodeGptEntries,
+  /** An entry with its GUIDs and name as text. */
+  describeGptEntry,
+  /** The header's rules (signature, CRCs, LBAs), as Problems. */
+  checkGptHeader,
+  /** The decoded GPT header. */
+  type GptHeader,
+  /** One decoded GPT entry. */
+  type GptEntry,
+  /** A GPT as makeGpt builds it. */
+  type Gpt,
+  /** The partition makeGpt describes. */
+  type GptPartitionSpec,
+} from './layout/gpt.js';
+export {
+  /** The ZFS label's vdev_phys (checksum, nvlist) decoded: pool name, guid, state. */
+  decodeVdevPhys,
+  /** The byte offsets of a device's four vdev_phys copies. */
+  vdevPhysOffsets,
+  /** What a ZFS label says about its pool. */
+  type ZfsLabel,
+  /** decodeVdevPhys' answer. */
+  type VdevPhysResult,
+} from './layout/zfs-label.js';
+export {
+  /** Recognise ext4 or xfs from the first bytes of a filesystem: type, uuid, label, size. */
+  detectFs,
+  /** How many bytes detectFs needs. */
+  FS_MAGIC_PROBE_BYTES,
+  /** detectFs' answer. */
+  type DetectedFs,
+} from './layout/fs-magic.js';
+
+// ---- Sizes ---------------------------------------------------------------------------------
+
+export {
+  /** 1024. */
+  KiB,
+  /** 1024 KiB. */
+  MiB,
+  /** 1024 MiB. */
+  GiB,
+  /** 1024 GiB. */
+  TiB,
+  /** 512: the sector size of image files. */
+  SECTOR_BYTES,
+  /** 2 MiB: the kernel's namespace alignment, mkimage's default image alignment. */
+  DAX_ALIGN_BYTES,
+  /** 4 KiB: where the guest reads the PFN block. */
+  PFN_INFO_OFFSET_BYTES,
+  /** 2^53 - 1: the largest byte count computed exactly. */
+  MAX_BYTES,
+  /** "20G", "512M", "1.5G" to bytes (powers of 1024); UsageError naming what was wrong. */
+  parseSize,
+  /** Bytes to "20 GiB", "1.5 GiB", "3 B". */
+  formatSize,
+  /** Round up to a multiple. */
+  alignUp,
+  /** Round down to a multiple. */
+  alignDown,
+  /** Is a multiple. */
+  isAligned,
+} from './layout/units.js';

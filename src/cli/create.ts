@@ -1,10 +1,10 @@
 /** `mkimage [create] --size SIZE [options] IMAGE` */
 import { Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
-import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES } from '../layout/plan.js';
+import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES, minimumImageBytes } from '../layout/plan.js';
 import { formatSize, parseSize } from '../layout/units.js';
 import { printResult, progressPrinter, type CliContext } from './context.js';
-import { checkCreateImport, formatImport, importAfterCreate, importCreateOption } from './layers.js';
+import { formatImport, importCreateOption, importProgress } from './layers.js';
 import { zfsCreateOptions, zfsCreateRequest, type ZfsCreateFlags } from './zfs.js';
 
 interface CreateFlags extends ZfsCreateFlags {
@@ -45,25 +45,24 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--align <size>', 'round the image size up to this (default 2M; 128M suits memory hot-plug)')
     .option('--label <label>', 'filesystem label (ext4: 16 bytes, xfs: 12) and GPT partition name')
     .option('--uuid <uuid>', 'uuid of the PFN info block and the filesystem')
-    .option('--seed <n>', 'derive every uuid and signature from this seed (with SOURCE_DATE_EPOCH: byte-identical builds)')
+    .option('--seed <string>', 'derive every uuid and signature from this string, any string (with SOURCE_DATE_EPOCH: byte-identical builds)')
     .option('--populate <dir>', 'copy this directory tree into the new filesystem')
     .option('-f, --force', 'replace an existing IMAGE (without it an existing file is never touched)')
     .option('--json', 'print one JSON document describing the result on stdout')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
   importCreateOption(zfsCreateOptions(command)).action(async (image: string, flags: CreateFlags) => {
-      ctx.out = flags;
       const zfs = zfsCreateRequest(flags.fs, flags);
-      await checkCreateImport(flags.fs, flags.import);
       const { createImage } = await import('../jobs/create.js');
+      const alignBytes = flags.align === undefined ? undefined : parseSize(flags.align, '--align');
       const result = await createImage({
         path: image,
-        size: flags.size === 'max' ? 'max' : parseSize(flags.size, '--size'),
+        size: flags.size === 'max' ? 'max' : parseSize(flags.size, '--size', minimumImageBytes(flags.fs, flags.memmap, flags.table, alignBytes)),
         fs: flags.fs,
         sparse: flags.sparse,
         memmap: flags.memmap,
         table: flags.table,
-        alignBytes: flags.align === undefined ? undefined : parseSize(flags.align, '--align'),
+        alignBytes,
         label: flags.label,
         uuid: flags.uuid,
         seed: flags.seed,
@@ -71,11 +70,13 @@ export function register(program: Command, ctx: CliContext): void {
         populateDir: flags.populate,
         force: flags.force,
         zfs,
+        import: flags.import,
+        onImportEvent: importProgress(flags),
         signal: ctx.signal,
         onProgress: progressPrinter(flags),
       });
-      const imported = await importAfterCreate(image, flags.import ?? [], flags, ctx);
-      printResult(flags, imported ? { ...result, imported } : result, () => {
+      const imported = result.imported;
+      printResult(flags, result, () => {
         const lines = [
           `${result.path}: ${formatSize(result.sizeBytes)} ${result.fs === 'none' ? 'image without filesystem' : result.fs}, ${result.sparse ? 'sparse' : 'preallocated'} (${formatSize(result.allocatedBytes)} on disk), ${result.table.toUpperCase()}`,
           `  partition ${formatSize(result.layout.partitionOffsetBytes)} .. end (${formatSize(result.layout.partitionSizeBytes)}), guest /dev/pmem0 ${formatSize(result.layout.pmemSizeBytes)} fsdax (${result.memmap} memmap)`,

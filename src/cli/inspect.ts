@@ -36,7 +36,6 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'print nothing; the exit status tells')
     .option('-v, --verbose', 'print stacks with errors')
     .action(async (image: string, flags: { json?: boolean; quiet?: boolean; verbose?: boolean }) => {
-      ctx.out = flags;
       const { inspectImage } = await import('../jobs/inspect.js');
       const report = await inspectImage(image);
       printResult(flags, report, () => formatReport(report));

@@ -1,11 +1,11 @@
 /**
  * Container layer commands on a ZFS image (calldown layout): `layers import|list|export` and
- * `runtime create|commit|rm`; and `--import` for create (`importCreateOption`, `importAfterCreate`).
+ * `runtime create|commit|rm`; and create's `--import` option (`importCreateOption`; createImage imports).
  * Each attaches the image when it is not attached and leaves it as it found it.
  */
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { TargetExistsError, UsageError } from '../errors.js';
 import { formatSize } from '../layout/units.js';
 import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
@@ -62,11 +62,23 @@ export function formatImport(r: ImportResult): string {
   return lines.join('\n');
 }
 
+/**
+ * The layer table. When a digest is stored twice (the same diff_id on two parents: the second
+ * dataset is named by its chain id), a STORED AS column names each dataset and PARENT names the
+ * parent's dataset, so every row and every parent is unambiguous.
+ */
 export function formatLayers(layers: readonly LayerInfo[]): string {
-  const rows = [['LAYER', 'PARENT', 'USED', 'REFERENCES', 'RUNTIMES']];
-  for (const l of layers) rows.push([short(l.digest), l.parent ? short(l.parent) : '-', formatSize(l.usedBytes), l.refs.join(',') || '-', l.runtimes.join(',') || '-']);
+  const seen = new Set<string>();
+  const twice = layers.some((l) => seen.size === seen.add(l.digest).size);
+  const stored = (dataset: string) => short(dataset.split('/').pop() ?? dataset);
+  const rows = [['LAYER', ...(twice ? ['STORED AS'] : []), 'PARENT', 'USED', 'REFERENCES', 'RUNTIMES']];
+  for (const l of layers) {
+    const parent = twice ? (l.parentDataset ? stored(l.parentDataset) : '-') : l.parent ? short(l.parent) : '-';
+    rows.push([short(l.digest), ...(twice ? [stored(l.dataset)] : []), parent, formatSize(l.usedBytes), l.refs.join(',') || '-', l.runtimes.join(',') || '-']);
+  }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  const table = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return twice ? `${table}\n(a layer stored twice, on two parents: STORED AS and PARENT name datasets, by chain id)` : table;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -79,7 +91,6 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<image>', 'image made with --fs zfs')
       .argument('<source...>', 'OCI image layout directory, docker save archive, or layer tars (.tar/.tar.gz, bottom first)'),
   ).action(async (image: string, sources: string[], flags: Out) => {
-    ctx.out = flags;
     const { importLayers } = await import('../jobs/layers.js');
     const r = await importLayers(image, sources, { ...jobOptions(flags, ctx), onEvent: importProgress(flags) });
     printResult(flags, r, () => formatImport(r));
@@ -87,7 +98,6 @@ export function register(program: Command, ctx: CliContext): void {
 
   common(layers.command('list').description('the layers: digest, parent, space used, image references, runtimes').argument('<image>', 'image file')).action(
     async (image: string, flags: Out) => {
-      ctx.out = flags;
       const { listLayers } = await import('../jobs/layers.js');
       const r = await listLayers(image, jobOptions(flags, ctx));
       printResult(flags, r, () => formatLayers(r.layers));
@@ -100,12 +110,15 @@ export function register(program: Command, ctx: CliContext): void {
       .description('write a layer as an OCI layer tar: its changes against its parent, deletions as .wh. whiteouts')
       .argument('<image>', 'image file')
       .argument('<digest>', 'layer digest (or a unique prefix of 6+ hex digits)')
-      .requiredOption('-o, --output <file>', 'the tar to write ("-" for stdout)'),
-  ).action(async (image: string, digest: string, flags: Out & { output: string }) => {
-    ctx.out = flags;
+      .requiredOption('-o, --output <file>', 'the tar to write ("-" for stdout)')
+      .option('-f, --force', 'replace an existing FILE'),
+  ).action(async (image: string, digest: string, flags: Out & { output: string; force?: boolean }) => {
     const toStdout = flags.output === '-';
+    if (toStdout && flags.json) throw new UsageError('-o - writes the tar on stdout, which leaves no room for --json: write to a file (-o FILE --json) or drop --json');
     if (toStdout && process.stdout.isTTY) throw new UsageError('-o - would write a tar to the terminal: redirect stdout to a file or pipe');
-    if (!toStdout && (await fs.stat(flags.output).catch(() => undefined))?.isDirectory()) throw new UsageError(`-o ${flags.output} is a directory: give a file name`);
+    const existing = toStdout ? undefined : await fs.stat(flags.output).catch(() => undefined);
+    if (existing?.isDirectory()) throw new UsageError(`-o ${flags.output} is a directory: give a file name`);
+    if (existing && !flags.force) throw new TargetExistsError(flags.output);
     const { exportLayer } = await import('../jobs/layers.js');
     const r = await exportLayer(image, digest, toStdout ? process.stdout : flags.output, jobOptions(flags, ctx));
     const { layer, ...rest } = r;
@@ -123,7 +136,6 @@ export function register(program: Command, ctx: CliContext): void {
       .requiredOption('--layer <digest>', 'the layer to start from (digest, unique prefix, or "empty")')
       .requiredOption('--name <id>', 'the runtime id'),
   ).action(async (image: string, flags: Out & { layer: string; name: string }) => {
-    ctx.out = flags;
     const { createRuntime } = await import('../jobs/layers.js');
     const r = await createRuntime(image, flags.layer, flags.name, jobOptions(flags, ctx));
     printResult(flags, r, () =>
@@ -139,7 +151,6 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<id>', 'runtime id')
       .option('--rm', 'destroy the runtime after committing it'),
   ).action(async (image: string, id: string, flags: Out & { rm?: boolean }) => {
-    ctx.out = flags;
     const { commitRuntime } = await import('../jobs/layers.js');
     const r = await commitRuntime(image, id, { ...jobOptions(flags, ctx), remove: flags.rm });
     printResult(flags, r, () =>
@@ -149,7 +160,6 @@ export function register(program: Command, ctx: CliContext): void {
 
   common(runtime.command('rm').description('destroy a runtime').argument('<image>', 'image file').argument('<id>', 'runtime id')).action(
     async (image: string, id: string, flags: Out) => {
-      ctx.out = flags;
       const { removeRuntime } = await import('../jobs/layers.js');
       const r = await removeRuntime(image, id, jobOptions(flags, ctx));
       printResult(flags, r, () => `runtime ${id}: ${r.dataset} destroyed`);
@@ -157,31 +167,7 @@ export function register(program: Command, ctx: CliContext): void {
   );
 }
 
-/** create's --import option. */
+/** create's --import option (createImage's `import`: checked first, imported last, the image removed if it fails). */
 export function importCreateOption(command: Command): Command {
-  return command.option('--import <source>', '--fs zfs: after creating, import this image or layer tar into the pool (as mkimage layers import; repeatable, in order)', collect, []);
-}
-
-/**
- * Checks --import sources before create makes anything (a bad source leaves no image behind).
- * Returns undefined when there is nothing to import.
- */
-export async function checkCreateImport(fsType: string, sources: readonly string[] | undefined): Promise<void> {
-  if (!sources?.length) return;
-  if (fsType !== 'zfs') throw new UsageError('--import needs --fs zfs: layers live in the pool');
-  const { readSources } = await import('../layers/source.js');
-  await readSources(sources);
-}
-
-/** create --import after the image was made: imports, or removes the new image if that fails. */
-export async function importAfterCreate(image: string, sources: readonly string[], flags: OutputOptions & { mount?: string }, ctx: CliContext): Promise<ImportResult | undefined> {
-  if (!sources.length) return undefined;
-  const { importLayers } = await import('../jobs/layers.js');
-  try {
-    return await importLayers(image, sources, { signal: ctx.signal, mount: flags.mount, onEvent: importProgress(flags) });
-  } catch (e) {
-    const { destroyImage } = await import('../jobs/attach.js');
-    await destroyImage(image, { yes: true }).catch(() => undefined);
-    throw e;
-  }
+  return command.option('--import <source>', '--fs zfs: after creating, import this image or layer tar into the pool (as mkimage layers import; repeat the option for several, imported in order)', collect, []);
 }

@@ -29,13 +29,14 @@ export function formatAttached(r: AttachedImage): string {
 }
 
 export function formatStatus(s: StatusReport): string {
-  if (!s.images.length) return `no image attached (ZFS: ${s.zfs})`;
+  const zfs = s.zfs.flavour ?? `not available: ${s.zfs.error}`;
+  if (!s.images.length) return `no image attached (ZFS: ${zfs})`;
   const lines: string[] = [];
   for (const i of s.images) {
-    lines.push(`${i.file}: ${i.loopDevice}${i.pool ? `, pool ${i.pool} ${i.health}` : ', no pool imported from it'}`);
+    lines.push(`${i.file}: ${i.loopDevice}${i.pool ? `, pool ${i.pool} ${i.health}` : s.zfs.flavour ? ', no pool imported from it' : ', pool unknown (ZFS not available)'}`);
     for (const m of i.mountpoints) lines.push(`  ${m.dataset}  ${m.mountpoint}`);
   }
-  lines.push(`ZFS: ${s.zfs}`);
+  lines.push(`ZFS: ${zfs}`);
   return lines.join('\n');
 }
 
@@ -49,7 +50,6 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--owner <user[:group]>', 'chown -R the mounted datasets to this owner')
       .option('-f, --force', 'import a pool that was not cleanly exported (only if no other system uses the image)'),
   ).action(async (image: string, flags: Out & { mount?: string; owner?: string; force?: boolean }) => {
-    ctx.out = flags;
     const { attachImage } = await import('../jobs/attach.js');
     const r = await attachImage(image, { mount: flags.mount, owner: flags.owner, force: flags.force, signal: ctx.signal });
     printResult(flags, r, () => formatAttached(r));
@@ -61,7 +61,6 @@ export function register(program: Command, ctx: CliContext): void {
       .description('detach a ZFS image: unmount, export the pool, detach the loop device (does nothing if not attached)')
       .argument('<image>', 'image file'),
   ).action(async (image: string, flags: Out) => {
-    ctx.out = flags;
     const { detachImage } = await import('../jobs/attach.js');
     const r = await detachImage(image, { signal: ctx.signal });
     printResult(flags, r, () =>
@@ -78,7 +77,6 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<image>', 'image file')
       .option('--yes', 'confirm: the image and everything in it are gone for good'),
   ).action(async (image: string, flags: Out & { yes?: boolean }) => {
-    ctx.out = flags;
     const { destroyImage } = await import('../jobs/attach.js');
     const r = await destroyImage(image, { yes: flags.yes, signal: ctx.signal });
     printResult(flags, r, () => `${r.file}: ${r.poolDestroyed ? `pool ${r.pool} destroyed, ` : ''}${r.loopDevices.length ? `${r.loopDevices.join(', ')} detached, ` : ''}file removed`);
@@ -87,7 +85,6 @@ export function register(program: Command, ctx: CliContext): void {
   outputOptions(
     program.command('status').description('list attached images: file, loop device, pool, health, mountpoints; and which ZFS this host runs'),
   ).action(async (flags: Out) => {
-    ctx.out = flags;
     const { statusImages } = await import('../jobs/attach.js');
     const r = await statusImages({ signal: ctx.signal });
     printResult(flags, r, () => formatStatus(r));
@@ -143,7 +140,7 @@ export function zfsCreateRequest(fs: string, f: ZfsCreateFlags): ZfsCreateReques
     f.compatibility !== undefined && '--compatibility',
   ].filter((x): x is string => !!x);
   if (fs !== 'zfs') {
-    if (given.length) throw new UsageError(`${given.join(', ')} only apply to --fs zfs`, { options: given });
+    if (given.length) throw new UsageError(`${given.join(', ')} only ${given.length === 1 ? 'applies' : 'apply'} to --fs zfs`, { options: given });
     return undefined;
   }
   if (f.pool === undefined) throw new UsageError('--fs zfs needs --pool NAME: the name the guest imports (zpool import -d /dev/pmem0 NAME)');

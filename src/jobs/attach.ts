@@ -20,7 +20,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InvalidImageError, PoolError, ToolMissingError, UsageError, type ToolFailedError } from '../errors.js';
+import { InvalidImageError, PermissionError, PoolError, ToolMissingError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { attachLoop, detachLoop, listLoops, loopsOfFile, type LoopDevice } from '../tools/losetup.js';
@@ -30,10 +30,6 @@ import { checkAborted, withUndo } from '../undo.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 import { formatSize } from '../layout/units.js';
 
-/** Where attach mounts a pool when no --mount is given: <base>/<pool> is the altroot. */
-export const DEFAULT_ALTROOT_BASE = '/run/mkimage/pools';
-/** zfs-fuse: one directory per loop device holding a link to it, the only thing `import -d` scans. */
-export const VDEV_LINK_BASE = '/run/mkimage/vdev';
 
 export interface LifecycleOptions {
   signal?: AbortSignal;
@@ -150,14 +146,15 @@ export async function checkOwnerExists(owner: string, run: Runner = defaultRun, 
   ];
   for (const [db, name, what] of wanted) {
     if (name === undefined || /^\d+$/.test(name)) continue;
+    let found;
     try {
-      await run('getent', [db, name], { signal });
+      found = await run('getent', [db, name], { signal, okExitCodes: [0, 2] }); // 2: no such key
     } catch (e) {
       if (e instanceof ToolMissingError) return; // no getent: chown says it later
-      if ((e as ToolFailedError).data?.exitCode === 2) {
-        throw new UsageError(`--owner ${owner}: there is no ${what} ${name} on this host (getent ${db} ${name} finds none)`, { owner, [what]: name });
-      }
       throw e;
+    }
+    if (found.exitCode === 2) {
+      throw new UsageError(`--owner ${owner}: there is no ${what} ${name} on this host (getent ${db} ${name} finds none)`, { owner, [what]: name });
     }
   }
 }
@@ -185,8 +182,8 @@ function topMountpoints(m: MountedDataset[]): string[] {
 }
 
 function importRefusal(e: unknown, label: DetectedZfsLabel, path: string): PoolError | undefined {
-  const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-  if (/in use from (another|other) system|last accessed by another system|potentially active|use '-f'/i.test(stderr)) {
+  if (toolFailedWith(e, /in use from (another|other) system|last accessed by another system|potentially active|use '-f'/i)) {
+    const stderr = toolStderr(e);
     return new PoolError(
       `pool ${label.pool} in ${path} was not cleanly exported (last used by host ${label.hostname ?? '?'}, hostid ${label.hostid ?? '?'}): if no other system is using the image, attach with --force`,
       { pool: label.pool, hostname: label.hostname, hostid: label.hostid, stderr },
@@ -355,8 +352,8 @@ async function teardown(
         if (how === 'export') await zfs.exportPool(p.name);
         else await zfs.destroyPool(p.name);
       } catch (e) {
-        const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-        if (/busy/i.test(stderr)) {
+        if (toolFailedWith(e, /busy/i)) {
+          const stderr = toolStderr(e);
           const top = topMountpoints(mounts)[0];
           throw new PoolError(
             `cannot ${how} pool ${p.name}: it is busy (a process has files open${top ? ` under ${top}: fuser -vm ${top} shows which` : ''}): close them and try again; nothing was detached`,
@@ -438,8 +435,12 @@ export interface ImageStatus {
 }
 
 export interface StatusReport {
-  /** "zfs-fuse 0.7.0 (pool version 23)", "openzfs 2.1.5", or why ZFS could not be asked. */
-  zfs: string;
+  /**
+   * Which ZFS answered, in create's form: `flavour` is "zfs-fuse 0.7.0 (pool version 23)" or
+   * "openzfs 2.1.5"; when ZFS could not be asked (daemon down, no module) `flavour` is absent and
+   * `error` says why, and the images' pools are unknown (not "none").
+   */
+  zfs: { flavour?: string; error?: string };
   images: ImageStatus[];
 }
 
@@ -453,10 +454,10 @@ export async function statusImages(o: LifecycleOptions = {}): Promise<StatusRepo
     if (!header?.pfn || header.partition?.offsetBytes !== l.offsetBytes) continue;
     images.push({ file: l.backFile, loopDevice: l.name, offsetBytes: l.offsetBytes, sizeLimitBytes: l.sizeLimitBytes, mountpoints: [] });
   }
-  let zfsText: string;
+  const zfsState: StatusReport['zfs'] = {};
   try {
     const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
-    zfsText = flavour.description;
+    zfsState.flavour = flavour.description;
     const zfs = new Zfs(flavour, run, o.signal);
     for (const p of await zfs.listPools()) {
       const vdevs = (await zfs.poolVdevs(p.name)).map((v) => basename(v));
@@ -465,7 +466,10 @@ export async function statusImages(o: LifecycleOptions = {}): Promise<StatusRepo
       Object.assign(img, { pool: p.name, guid: p.guid, health: p.health, altroot: p.altroot, mountpoints: await mountedDatasets(zfs, p.name) });
     }
   } catch (e) {
-    zfsText = `not available: ${(e as Error).message}`;
+    // As an ordinary user ZFS cannot be asked at all: say it needs root rather than list every
+    // image as having no pool (its pool may well be imported).
+    if (e instanceof PermissionError) throw e;
+    zfsState.error = (e as Error).message;
   }
-  return { zfs: zfsText, images };
+  return { zfs: zfsState, images };
 }

@@ -11,7 +11,7 @@
  */
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
+import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError, toolFailedWith } from '../errors.js';
 import {
   allocatedBytes,
   createSparseFile,
@@ -23,6 +23,7 @@ import {
   writeAt,
 } from '../file/image-file.js';
 import { buildHeader, type HeaderIds } from '../layout/header.js';
+import { formatDiskSignature } from '../layout/mbr.js';
 import { FS_TYPES, minimumImageBytes, planLayout, type FsType, type LayoutPlan, type Memmap, type TableType } from '../layout/plan.js';
 import { DAX_ALIGN_BYTES, MiB, alignDown, formatSize } from '../layout/units.js';
 import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
@@ -33,6 +34,8 @@ import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import type { AttachedImage } from './attach.js';
+import type { ImportResult } from './layers.js';
+import type { ImportEvent } from '../layers/store.js';
 import type { BuildPoolResult, PoolRequest } from './zfs-pool.js';
 import type { ZfsFlavour } from '../tools/zfs.js';
 
@@ -60,6 +63,15 @@ export interface CreateOptions {
   force?: boolean;
   /** --fs zfs: the pool and its tree; `mount` leaves the image attached with the pool imported there. */
   zfs?: Omit<PoolRequest, 'populateDir'> & { mount?: string; owner?: string };
+  /**
+   * --fs zfs: container images or layer tars to import into the new pool once it is built, in
+   * order (as `mkimage layers import`: OCI layout directories, docker save archives, layer tars).
+   * They are read and checked before anything is written; an import that fails removes the new
+   * image, so the caller gets the filled image or nothing.
+   */
+  import?: readonly string[];
+  /** Progress of the import, layer by layer. */
+  onImportEvent?: (event: ImportEvent) => void;
   signal?: AbortSignal;
   onProgress?: (event: { phase: string; message: string }) => void;
 }
@@ -85,9 +97,15 @@ export interface CreateResult {
     fsSizeBytes: number;
     pmemSizeBytes: number;
   };
-  ids: HeaderIds & { fsUuid: string };
+  /**
+   * The ids written, in the form inspect reports them: uuids and GUIDs lowercase, the MBR disk
+   * signature as 0x and 8 hex digits (as sfdisk prints it).
+   */
+  ids: Omit<HeaderIds, 'diskSignature'> & { fsUuid: string; diskSignature: string };
   /** --fs zfs: the pool built (always exported at the end of the build), and where it is mounted with --mount. */
   zfs?: Omit<BuildPoolResult, 'flavour'> & { flavour: string; attached?: AttachedImage };
+  /** With `import`: what was imported (the zfs datasets and allocatedBytes above count it). */
+  imported?: ImportResult;
   /** Milliseconds per phase. */
   timings: Record<string, number>;
 }
@@ -123,10 +141,17 @@ export async function planCreate(o: CreateOptions): Promise<LayoutPlan> {
     const dir = dirname(resolve(o.path));
     const free = await freeBytes(dir);
     const align = o.alignBytes ?? DAX_ALIGN_BYTES;
-    sizeBytes = alignDown(free - (o.sparse ? 0 : MAX_SIZE_RESERVE_BYTES), align);
+    const reserve = o.sparse ? 0 : MAX_SIZE_RESERVE_BYTES;
+    sizeBytes = alignDown(Math.max(0, free - reserve), align);
     const min = minimumImageBytes(fsType, o.memmap, o.table, align);
     if (sizeBytes < min) {
-      throw new NoSpaceError(`--size max: ${dir} has ${formatSize(free)} free, less than the ${formatSize(min)} a ${fsType} image needs`, { freeBytes: free, minimumBytes: min });
+      const kept = reserve ? `; ${formatSize(reserve)} of it kept back for a preallocated image's filesystem metadata leaves ${formatSize(sizeBytes)}` : `, ${formatSize(sizeBytes)} in whole ${formatSize(align)}`;
+      throw new NoSpaceError(`--size max: ${dir} has ${formatSize(free)} free${kept}, less than the ${formatSize(min)} an image with --fs ${fsType} needs${reserve ? ' (--sparse keeps nothing back)' : ''}`, {
+        freeBytes: free,
+        reservedBytes: reserve,
+        sizeBytes,
+        minimumBytes: min,
+      });
     }
   } else {
     sizeBytes = o.size;
@@ -164,8 +189,10 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   }
   try {
     await fs.access(dir, fsConstants.W_OK);
-  } catch {
-    throw new PermissionError(`cannot create ${o.path}: no write permission in ${dir} (nothing was written)`, { dir });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') throw new PermissionError(`cannot create ${o.path}: ${dir} is on a read-only file system (nothing was written): choose another directory, or remount it read-write`, { dir, code });
+    throw new PermissionError(`cannot create ${o.path}: no write permission in ${dir} (nothing was written)`, { dir, code });
   }
   const tools = [
     ...(o.sparse ? [] : ['fallocate']),
@@ -208,9 +235,19 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
  * can say that nothing was left. Errors that are MkimageErrors already pass through.
  */
 function fileError(e: unknown, path: string, sizeBytes: number): unknown {
+  const where = dirname(resolve(path));
+  if (isNoSpace(e)) {
+    const tool = String(e.data.tool ?? 'a tool');
+    if (tool === 'cp') {
+      // cp copies --populate's tree into the image's mounted filesystem: that one is full (a full
+      // host would show as I/O errors of the loop device, not ENOSPC).
+      return new NoSpaceError(`the --populate tree does not fit in the image's filesystem (cp: No space left on device); nothing was left behind: give a larger --size`, { path, tool, stderr: e.data.stderr }, { cause: e });
+    }
+    // mkfs writing metadata, or mkfs.ext4 -d writing --populate's files, into a sparse image file.
+    return new NoSpaceError(`no space left in ${where} while ${tool} wrote into ${path}; nothing was left behind: free some space, or make the image preallocated (without --sparse) so its space is reserved up front`, { path, tool, stderr: e.data.stderr }, { cause: e });
+  }
   if (e instanceof MkimageError) return e;
   const err = e as NodeJS.ErrnoException;
-  const where = dirname(resolve(path));
   switch (err?.code) {
     case 'ENOSPC':
     case 'EDQUOT':
@@ -228,8 +265,8 @@ function fileError(e: unknown, path: string, sizeBytes: number): unknown {
   }
 }
 
-function isNoSpace(e: unknown): boolean {
-  return e instanceof ToolFailedError && /No space left|ENOSPC/i.test(String(e.data.stderr ?? ''));
+function isNoSpace(e: unknown): e is ToolFailedError {
+  return toolFailedWith(e, /No space left|ENOSPC/i);
 }
 
 /**
@@ -311,6 +348,12 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   const ids = makeIds(o);
   const headerWrites = buildHeader(plan, ids);
   const { zfsFlavour } = await preflight(o, plan);
+  if (o.import?.length) {
+    if (plan.fs !== 'zfs') throw new UsageError('--import needs --fs zfs: layers live in the pool', { import: o.import });
+    // Read and checked (manifests, blobs) before anything is written: a bad source leaves nothing.
+    const { readSources } = await import('../layers/source.js');
+    await readSources(o.import);
+  }
   const target = resolve(o.path);
   const sparse = o.sparse ?? false;
 
@@ -360,6 +403,25 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
       throw e;
     }
   }
+  let imported: ImportResult | undefined;
+  if (o.import?.length && pool) {
+    phase('import', `importing ${o.import.length} source${o.import.length === 1 ? '' : 's'} into ${pool.pool}`);
+    const { importLayers } = await import('./layers.js');
+    try {
+      imported = await importLayers(target, o.import, { signal: o.signal, mount: o.zfs?.mount, onEvent: o.onImportEvent });
+    } catch (e) {
+      const { destroyImage } = await import('./attach.js');
+      await destroyImage(target, { yes: true }).catch(() => undefined);
+      throw e;
+    }
+    // The datasets the import made belong in the summary (each layer, and its @extracted).
+    const fresh = imported.images.flatMap((i) => i.layers).filter((l) => l.status === 'extracted');
+    pool = {
+      ...pool,
+      datasets: [...new Set([...pool.datasets, ...fresh.map((l) => l.dataset)])],
+      snapshots: [...new Set([...pool.snapshots, ...fresh.map((l) => `${l.dataset}@extracted`)])],
+    };
+  }
   timings[current] = (timings[current] ?? 0) + (performance.now() - t);
 
   return {
@@ -386,12 +448,13 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
     ids: {
       pfnUuid: ids.pfnUuid,
       fsUuid: ids.fsUuid,
-      diskSignature: ids.diskSignature,
-      diskGuid: ids.diskGuid,
-      partitionGuid: ids.partitionGuid,
+      diskSignature: formatDiskSignature(ids.diskSignature),
+      diskGuid: ids.diskGuid.toLowerCase(),
+      partitionGuid: ids.partitionGuid.toLowerCase(),
       partitionName: ids.partitionName,
     },
     zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
+    imported,
     timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
   };
 }

@@ -8,10 +8,10 @@ import { InvalidImageError, type Problem } from '../errors.js';
 import { readAt } from '../file/image-file.js';
 import { FS_MAGIC_PROBE_BYTES, detectFs, type DetectedFs } from '../layout/fs-magic.js';
 import { GPT_ENTRY_BYTES, checkGptHeader, decodeGptEntries, decodeGptHeader, describeGptEntry } from '../layout/gpt.js';
-import { MBR_BYTES, MBR_TYPE_GPT_PROTECTIVE, checkMbr, decodeMbr } from '../layout/mbr.js';
+import { MBR_BYTES, MBR_TYPE_GPT_PROTECTIVE, checkMbr, decodeMbr, formatDiskSignature } from '../layout/mbr.js';
 import { PFN_MODE_PMEM, PFN_SB_BYTES, checkPfnInfo, decodePfnInfo, effectivePfn } from '../layout/pfn.js';
 import { PFN_INFO_OFFSET_BYTES, SECTOR_BYTES } from '../layout/units.js';
-import { bytesToUuid } from '../layout/uuid.js';
+import { bytesToGuid, bytesToUuid } from '../layout/uuid.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 
 /** The bytes read from the start: MBR, GPT header, PFN block, GPT entries at LBA 16..47. */
@@ -141,7 +141,8 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
     problems.push(...checkGptHeader(header, entries, totalSectors, 1).map((p) => ({ field: `gpt.${p.field}`, message: p.message })));
     const backup = decodeGptHeader(await readAt(path, (totalSectors - 1) * SECTOR_BYTES, SECTOR_BYTES));
     problems.push(...checkGptHeader(backup, undefined, totalSectors, totalSectors - 1).map((p) => ({ field: `gptBackup.${p.field}`, message: p.message })));
-    report.table.diskGuid = bytesToUuid(header.diskGuid);
+    // GPT GUIDs are mixed-endian (UEFI 2.10 appendix A), unlike the PFN block's and ext4's uuids.
+    report.table.diskGuid = bytesToGuid(header.diskGuid).toLowerCase();
     if (entries) {
       decodeGptEntries(entries, header.numberOfPartitionEntries, header.sizeOfPartitionEntry).forEach((e) => {
         const d = describeGptEntry(e);
@@ -151,14 +152,14 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
           sizeBytes: (d.endingLba - d.startingLba + 1) * SECTOR_BYTES,
           startLba: d.startingLba,
           sectorCount: d.endingLba - d.startingLba + 1,
-          type: d.typeGuid,
+          type: d.typeGuid.toLowerCase(),
           name: d.name,
-          uuid: d.uniqueGuid,
+          uuid: d.uniqueGuid.toLowerCase(),
         });
       });
     }
   } else if (mbr.bootSignature === 0xaa55) {
-    report.table = { type: 'mbr', diskSignature: `0x${mbr.diskSignature.toString(16).padStart(8, '0')}` };
+    report.table = { type: 'mbr', diskSignature: formatDiskSignature(mbr.diskSignature) };
     problems.push(...mbrProblems.map((p) => ({ field: `mbr.${p.field}`, message: p.message })));
     mbr.partitions.forEach((p, index) => {
       if (p.type === 0) return;

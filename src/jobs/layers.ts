@@ -10,7 +10,10 @@
  *   commitRuntime  mkimage runtime commit IMAGE ID
  *   removeRuntime  mkimage runtime rm IMAGE ID
  */
+import { promises as fs } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
+import { removeEmptyTree } from '../file/empty-dirs.js';
 import { MkimageError } from '../errors.js';
 import { attachImage, detachImage, type AttachedImage } from './attach.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
@@ -53,6 +56,9 @@ export async function withLayerStore<T>(
 ): Promise<T & JobContext> {
   const run = o.run ?? defaultRun;
   const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+  // The first directory of --mount that is not there yet: attaching makes it, and when this job
+  // detaches again it is removed again if empty (as the default altroot is), not left behind.
+  const madeMount = o.mount === undefined ? undefined : await firstMissing(resolve(o.mount));
   // --mount is the altroot for an image this job attaches; one attached already stays where it is.
   const attached: AttachedImage = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });
   const ctx: JobContext = { pool: attached.pool, attachedByJob: !attached.alreadyAttached };
@@ -73,10 +79,24 @@ export async function withLayerStore<T>(
         }
       }
     }
+    if (ctx.attachedByJob && madeMount) await removeEmptyTree(madeMount).catch(() => undefined);
     throw error;
   }
-  if (ctx.attachedByJob) await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+  if (ctx.attachedByJob) {
+    await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+    if (madeMount) await removeEmptyTree(madeMount);
+  }
   return Object.assign(result as object, ctx) as T & JobContext;
+}
+
+/** The highest directory of `path` that does not exist (undefined when `path` exists). */
+async function firstMissing(path: string): Promise<string | undefined> {
+  let missing: string | undefined;
+  for (let p = path; p !== dirname(p); p = dirname(p)) {
+    if (await fs.lstat(p).then(() => true, () => false)) return missing;
+    missing = p;
+  }
+  return missing;
 }
 
 export interface ImportResult {

@@ -4,10 +4,24 @@
  * guest would reject.
  */
 import { resolve } from 'node:path';
-import { InvalidImageError } from '../errors.js';
+import { InvalidImageError, UsageError } from '../errors.js';
+import { MiB, formatSize } from '../layout/units.js';
 import { formatCommand } from '../tools/exec.js';
 import { nvdimmArgs, rootCmdline } from '../tools/qemu.js';
 import { readImageHeader } from './inspect.js';
+
+/**
+ * The least guest RAM qemu-args hands out: a floor for a kernel and its initramfs (the test guest,
+ * a Debian kernel, boots in 256 MiB; below 64 MiB no stock distribution kernel does), plus, for a
+ * PFN block in ram mode, the struct pages the guest keeps in RAM: 64 B per 4 KiB page of the
+ * device (Documentation/driver-api/nvdimm). `--mem 3K` was accepted and gave QEMU 2 MiB.
+ */
+export const MIN_GUEST_RAM_BYTES = 64 * MiB;
+
+/** The guest RAM an image needs at least: MIN_GUEST_RAM_BYTES and its struct pages in RAM mode. */
+export function minimumMemBytes(pfn: { mode: string | number; npfns: number } | undefined): number {
+  return MIN_GUEST_RAM_BYTES + (pfn?.mode === 'ram' ? pfn.npfns * 64 : 0);
+}
 
 export interface QemuArgsOptions {
   memBytes?: number;
@@ -32,6 +46,14 @@ export async function qemuArgs(path: string, o: QemuArgsOptions = {}): Promise<Q
   if (!report.guest.accepts) {
     const why = report.problems.filter((p) => p.field.startsWith('pfn.')).map((p) => `${p.field}: ${p.message}`).join('; ');
     throw new InvalidImageError(`${path}: a guest kernel would reject this image (${why || 'no valid PFN info block'}); see mkimage inspect ${path}`, { problems: report.problems });
+  }
+  const minimum = minimumMemBytes(report.pfn);
+  if (o.memBytes !== undefined && o.memBytes < minimum) {
+    const pages = report.pfn?.mode === 'ram' ? ` and ${formatSize(minimum - MIN_GUEST_RAM_BYTES)} for the struct pages of /dev/pmem0: 64 B per 4 KiB page with --memmap ram` : '';
+    throw new UsageError(`--mem ${formatSize(o.memBytes)} is too little guest RAM for ${path}: give at least ${formatSize(minimum)} (${formatSize(MIN_GUEST_RAM_BYTES)} for the kernel${pages})`, {
+      memBytes: o.memBytes,
+      minimumBytes: minimum,
+    });
   }
   const args = nvdimmArgs({ imagePath: resolve(path), imageSizeBytes: report.sizeBytes, memBytes: o.memBytes, readOnly: o.readOnly });
   const fs = report.filesystem;

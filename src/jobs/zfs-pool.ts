@@ -26,6 +26,7 @@ import {
   checkDatasetPath,
   checkOptionsForFlavour,
   checkPoolName,
+  MAX_NAME_BYTES,
   checkSnapshotName,
   detectFlavour,
   parseProperty,
@@ -102,11 +103,31 @@ export interface PoolPlan {
 }
 
 /** Pure: every name and option checked, the tree in creation order. Throws UsageError (exit 2). */
+/**
+ * The longest name the calldown layout makes after create: a layer's snapshot,
+ * POOL/storage/<sha256 in hex>@extracted (layers/store.ts; its temporary .tmp-<12 hex> names and
+ * chain ids are no longer). A pool name that leaves it over ZFS's limit passes every check at
+ * create and fails at the first `layers import` with a raw zfs error: refused up front instead.
+ */
+export function longestLayerName(pool: string): string {
+  return `${pool}/storage/${'0'.repeat(64)}@extracted`;
+}
+
 export function planPool(r: PoolRequest): PoolPlan {
   checkPoolName(r.pool);
   const layout = r.layout ?? 'calldown';
   if (!(DATASET_LAYOUTS as readonly string[]).includes(layout)) {
     throw new UsageError(`--layout ${layout} is not one of ${DATASET_LAYOUTS.join(', ')}`, { layout });
+  }
+  if (layout === 'calldown') {
+    const longest = Buffer.byteLength(longestLayerName(r.pool));
+    if (longest > MAX_NAME_BYTES) {
+      const most = MAX_NAME_BYTES - (longest - Buffer.byteLength(r.pool));
+      throw new UsageError(
+        `--pool ${r.pool.length > 24 ? `${r.pool.slice(0, 20)}...` : r.pool} (${Buffer.byteLength(r.pool)} bytes) is too long for --layout calldown: its layers are named POOL/storage/<64 hex digits>@extracted, ${longest} bytes, over ZFS's ${MAX_NAME_BYTES}: choose a pool name of at most ${most} bytes (or --layout dlite or none)`,
+        { pool: r.pool, longestNameBytes: longest, maxPoolBytes: most },
+      );
+    }
   }
   const tree = LAYOUT_TREES[layout];
   const datasets: string[] = [];

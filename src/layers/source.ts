@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, promises as fs } from 'node:fs';
-import { basename, join, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import { LayerError, UsageError } from '../errors.js';
 import { BLOCK, MAX_META_BYTES, decodeHeader, isZeroBlock, padding, parsePax } from './tar-header.js';
 import { decompress, readError, readTar } from './tar-read.js';
@@ -525,9 +525,4 @@ export async function layerDigests(blob: LayerBlob): Promise<LayerDigests> {
     await s.close();
     throw e;
   }
-}
-
-/** A short human name for a source, for progress lines. */
-export function sourceLabel(image: SourceImage): string {
-  return image.names[0] ?? basename(image.source.split(' ')[0] ?? image.source);
 }

@@ -25,7 +25,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { LayerError, PoolError, UsageError, type ToolFailedError } from '../errors.js';
+import { LayerError, PoolError, UsageError, toolFailedWith } from '../errors.js';
 import { checkAborted, withUndo } from '../undo.js';
 import {
   Zfs,
@@ -83,6 +83,8 @@ export interface LayerInfo {
   dataset: string;
   /** The parent layer's digest; undefined for the base. */
   parent?: string;
+  /** The parent layer's dataset (unambiguous where a digest is stored twice, under its chain id). */
+  parentDataset?: string;
   /** Bytes this layer holds on its own (ZFS `used`). */
   usedBytes: number;
   /** Image references whose layers include this one. */
@@ -182,7 +184,7 @@ function nullSink(): Writable {
 
 /** zfs's answer for a dataset that is not there; OpenZFS says this for a missing snapshot. */
 function isMissing(e: unknown): boolean {
-  return /does not exist|could not find any snapshots/.test(String((e as ToolFailedError)?.data?.stderr ?? ''));
+  return toolFailedWith(e, /does not exist|could not find any snapshots/);
 }
 
 export interface StoreOptions {
@@ -467,10 +469,6 @@ export class LayerStore {
     return (await this.inventory()).layers;
   }
 
-  async listRuntimes(): Promise<RuntimeInfo[]> {
-    return (await this.inventory()).runtimes;
-  }
-
   /** Layers and runtimes from one `zfs get`; none when the pool has no store. */
   async inventory(): Promise<{ layers: LayerInfo[]; runtimes: RuntimeInfo[] }> {
     const roots = [this.storage, this.runtime].filter((d) => this.present.has(d));
@@ -505,6 +503,7 @@ export class LayerStore {
         digest: digestOf(d),
         dataset: d.name,
         parent: parentOf(d) ? digestOf(byName.get(parentOf(d)!)!) : undefined,
+        parentDataset: parentOf(d),
         usedBytes: d.used,
         refs: [...(refs.get(d.name) ?? [])].sort(),
         runtimes: runtimes.filter((r) => r.layerDataset === d.name).map((r) => r.id),

@@ -144,3 +144,8 @@ export function decodeMbr(buf: Buffer): Mbr {
     partitions: m.partitions.map((p) => ({ ...p, firstChs: Buffer.from(p.firstChs), lastChs: Buffer.from(p.lastChs) })),
   };
 }
+
+/** The disk signature as sfdisk prints it (`label-id`): `0x` and 8 lowercase hex digits. */
+export function formatDiskSignature(diskSignature: number): string {
+  return `0x${diskSignature.toString(16).padStart(8, '0')}`;
+}

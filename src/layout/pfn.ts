@@ -28,7 +28,6 @@ import { DAX_ALIGN_BYTES, KiB, isAligned, isPowerOfTwo } from './units.js';
 
 export const PFN_SIG = 'NVDIMM_PFN_INFO\0';
 export const DAX_SIG = 'NVDIMM_DAX_INFO\0';
-export const PFN_SIG_LEN = 16;
 export const PFN_MODE_RAM = 1;
 export const PFN_MODE_PMEM = 2;
 /** x86-64 PAGE_SIZE. */

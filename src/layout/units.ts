@@ -29,29 +29,49 @@ export const FS_BLOCK_BYTES = 4 * KiB;
 
 const UNITS: Readonly<Record<string, number>> = { '': 1, K: KiB, M: MiB, G: GiB, T: TiB, P: 1024 * TiB };
 
+/** The largest byte count mkimage computes with exactly (2^53 - 1, 8 PiB less a byte). */
+export const MAX_BYTES = Number.MAX_SAFE_INTEGER;
+
 /**
- * Parse a size: plain bytes or a number with K, M, G, T or P (powers of 1024; `KiB`, `KB`, `k` are
- * the same). Decimals are allowed with a unit (`1.5G`). The result must be a whole, positive,
- * safe number of bytes.
+ * Parse a size: plain bytes or a number with K, M, G, T or P, powers of 1024 (`KiB`, `k` are the
+ * same). Decimals are allowed with a unit (`1.5G`). The result must be a whole, positive, safe
+ * number of bytes.
+ *
+ * `20GB` is refused rather than read: coreutils (`truncate -s 20GB`) and disk vendors take GB as
+ * 10^9, so reading it as 2^30 would silently give 7% more than half the users meant.
+ * `minimumBytes` is named when the size is zero or negative (the caller checks the rest: its own
+ * message can say where the minimum comes from).
  */
-export function parseSize(text: string, what = 'size'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kKmMgGtTpP])(?:i?[bB])?|[bB])?\s*$/.exec(text);
+export function parseSize(text: string, what = 'size', minimumBytes?: number): number {
+  const atLeast = minimumBytes === undefined ? 'it must be larger than zero' : `the minimum is ${formatSize(minimumBytes)}`;
+  const m = /^\s*(-?)(\d+)(?:\.(\d+))?\s*(?:([kKmMgGtTpP])(?:(i)[bB]|([bB]))?|[bB])?\s*$/.exec(text);
   if (!m) {
     throw new UsageError(
       `${what} "${text}" is not a size: give bytes or a number with K, M, G or T (powers of 1024), e.g. 20G or 512M`,
       { text },
     );
   }
-  const unit = (m[2] ?? '').toUpperCase();
-  if (!unit && m[1]!.includes('.')) throw new UsageError(`${what} "${text}" is not a whole number of bytes: a decimal needs a unit, e.g. 1.5G`, { text });
-  const bytes = Math.ceil(Number(m[1]) * UNITS[unit]!);
-  if (!Number.isSafeInteger(bytes)) {
-    throw new UsageError(`${what} "${text}" is too large (${bytes} bytes)`, { text });
+  const [, minus, whole, fraction, unitLetter, binaryI, byteB] = m;
+  const unit = (unitLetter ?? '').toUpperCase();
+  if (unit && byteB && !binaryI) {
+    throw new UsageError(
+      `${what} "${text}": ${unit}B is ambiguous (truncate and disk vendors read it as 10^${' KMGTP'.indexOf(unit) * 3}): mkimage's units are powers of 1024, write ${whole}${fraction ? `.${fraction}` : ''}${unit} or ${whole}${fraction ? `.${fraction}` : ''}${unit}iB`,
+      { text },
+    );
   }
-  if (bytes <= 0) {
-    throw new UsageError(`${what} "${text}" must be larger than zero`, { text });
+  if (!unit && fraction !== undefined) throw new UsageError(`${what} "${text}" is not a whole number of bytes: a decimal needs a unit, e.g. 1.5G`, { text });
+  // Exact arithmetic: a size too large for a Number is reported with its exact byte count.
+  const unitBytes = BigInt(UNITS[unit]!);
+  const scale = 10n ** BigInt(fraction?.length ?? 0);
+  const scaled = BigInt(whole!) * scale + BigInt(fraction || '0');
+  const exact = (scaled * unitBytes + scale - 1n) / scale; // rounded up to a whole byte
+  if (minus || exact === 0n) {
+    throw new UsageError(`${what} "${text}" is ${minus && exact !== 0n ? 'negative' : 'zero'}: ${atLeast}`, { text, minimumBytes });
   }
-  return bytes;
+  if (exact > BigInt(MAX_BYTES)) {
+    throw new UsageError(`${what} "${text}" is too large: ${exact} bytes, more than the ${MAX_BYTES} (8 PiB) mkimage computes with`, { text, bytes: exact.toString() });
+  }
+  return Number(exact);
 }
 
 /** `20 GiB`, `1000 MiB`, `3 B`; `20.0 GiB` when not a whole number of the largest unit. */

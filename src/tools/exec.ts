@@ -48,7 +48,6 @@ export interface RunOptions {
   cwd?: string;
   /** Kill the child (SIGTERM) when this aborts. */
   signal?: AbortSignal;
-  timeoutMs?: number;
   /** Exit codes that are not failures (default: only 0). */
   okExitCodes?: readonly number[];
   /**
@@ -86,7 +85,6 @@ interface Exit {
   stderr: string;
   spawnError?: NodeJS.ErrnoException;
   canceled: boolean;
-  timedOut: boolean;
 }
 
 function spawnAndWait(file: string, args: readonly string[], options: RunOptions): Promise<Exit> {
@@ -100,24 +98,13 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let canceled = false;
-    let timedOut = false;
     let spawnError: NodeJS.ErrnoException | undefined;
-    const kill = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    };
     const onAbort = () => {
       canceled = true;
-      kill();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     };
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            timedOut = true;
-            kill();
-          }, options.timeoutMs);
     child.stdout?.on('data', (c: Buffer) => out.push(c));
     child.stderr?.on('data', (c: Buffer) => err.push(c));
     child.on('error', (e: NodeJS.ErrnoException) => {
@@ -128,7 +115,6 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
       child.stdin.end(options.input);
     }
     child.on('close', (exitCode, signal) => {
-      if (timer) clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
       resolve({
         exitCode,
@@ -137,7 +123,6 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
         stderr: Buffer.concat(err).toString('utf8'),
         spawnError,
         canceled,
-        timedOut,
       });
     });
   });
@@ -164,14 +149,8 @@ export const run: Runner = async (file, args, options = {}) => {
   // as interrupted would keep the caller from recording the inverse on its Undo, and the device,
   // mount or pool would outlive the job. So it succeeds; the job stops at its next checkAborted.
   const completed = r.signal === null && ok.includes(exitCode);
-  if (!completed || r.timedOut) {
-    const why = r.canceled
-      ? 'was interrupted'
-      : r.timedOut
-        ? `timed out after ${options.timeoutMs} ms`
-        : r.signal
-          ? `was killed by ${r.signal}`
-          : `exited with ${exitCode}`;
+  if (!completed) {
+    const why = r.canceled ? 'was interrupted' : r.signal ? `was killed by ${r.signal}` : `exited with ${exitCode}`;
     const detail = lastLine(r.stderr) || lastLine(r.stdout);
     throw new ToolFailedError(`${formatCommand(command)} ${why}${detail ? `: ${detail}` : ''}`, {
       tool: file,

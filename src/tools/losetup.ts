@@ -3,6 +3,7 @@
  * limit read from the image's own header, with --find: it never depends on the kernel's partition
  * scanning (absent on some hosts) nor on which loop number it gets.
  */
+import { ToolFailedError, toolFailedWith } from '../errors.js';
 import { run as defaultRun, type Runner } from './exec.js';
 
 export interface LoopAttachOptions {
@@ -36,8 +37,21 @@ export function attachArgs(o: LoopAttachOptions): string[] {
   ];
 }
 
+/** losetup --find with no loop driver (no /dev/loop-control), or every loop device taken. */
+const NO_FREE_LOOP = /cannot find an unused loop device|loop-control/i;
+
 export async function attachLoop(o: LoopAttachOptions, run: Runner = defaultRun): Promise<string> {
-  const r = await run('losetup', attachArgs(o), { signal: o.signal });
+  let r;
+  try {
+    r = await run('losetup', attachArgs(o), { signal: o.signal });
+  } catch (e) {
+    if (!toolFailedWith(e, NO_FREE_LOOP)) throw e;
+    throw new ToolFailedError(
+      `losetup found no free loop device for ${o.file}: load the loop driver (modprobe loop, as root), or free a loop device (losetup --list shows them); nothing was attached`,
+      { ...e.data, file: o.file },
+      { cause: e },
+    );
+  }
   return r.stdout.trim();
 }
 
@@ -65,11 +79,6 @@ export function parseLoopList(json: string): LoopDevice[] {
 export async function listLoops(run: Runner = defaultRun): Promise<LoopDevice[]> {
   const r = await run('losetup', ['--json', '--list', '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO']);
   return parseLoopList(r.stdout);
-}
-
-/** The loop devices showing `file` at `offsetBytes` (a path compare: pass a resolved path). */
-export async function findLoops(file: string, offsetBytes?: number, run: Runner = defaultRun): Promise<LoopDevice[]> {
-  return (await listLoops(run)).filter((d) => d.backFile === file && (offsetBytes === undefined || d.offsetBytes === offsetBytes));
 }
 
 /**

@@ -19,7 +19,7 @@
  *             `zpool destroy`/`export` sometimes fail "pool is busy" right after a mount and work
  *             when repeated: `retryBusy` repeats them.
  */
-import { PoolError, UsageError, type ToolFailedError } from '../errors.js';
+import { PermissionError, PoolError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
 import { run as defaultRun, hasTool, type RunOptions, type Runner } from './exec.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -124,14 +124,19 @@ export function upstreamVersion(debianVersion: string): string | undefined {
 
 const DAEMON_DOWN = /zfs-fuse daemon is running|connect: (No such file|Connection refused)/;
 const MODULE_MISSING = /modules are not loaded|\/dev\/zfs/i;
+/** What zpool says to an ordinary user: zfs-fuse's socket and OpenZFS's /dev/zfs are root's. */
+const NOT_ROOT = /failed to initialize ZFS library|permission denied/i;
 
 /** The ToolFailedError of a zpool/zfs call that could not reach ZFS at all, as a PoolError. */
 export function unreachableError(e: unknown): PoolError | undefined {
-  const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-  if (DAEMON_DOWN.test(stderr)) {
+  const stderr = toolStderr(e);
+  if (process.geteuid?.() !== 0 && toolFailedWith(e, NOT_ROOT)) {
+    return new PermissionError('zpool and zfs need root here (they talk to the ZFS daemon or /dev/zfs, which are root\'s): run mkimage as root (e.g. with sudo)', { stderr }, { cause: e });
+  }
+  if (toolFailedWith(e, DAEMON_DOWN)) {
     return new PoolError('the zfs-fuse daemon is not running, so zpool and zfs cannot work: start it with: zfs-fuse (as root), then try again', { stderr }, { cause: e });
   }
-  if (MODULE_MISSING.test(stderr)) {
+  if (toolFailedWith(e, MODULE_MISSING)) {
     return new PoolError('the OpenZFS kernel module is not loaded: load it with: modprobe zfs (as root), then try again', { stderr }, { cause: e });
   }
   return undefined;
@@ -607,8 +612,7 @@ export async function retryBusy<T>(action: () => Promise<T>, attempts = 6, delay
     try {
       return await action();
     } catch (e) {
-      const stderr = String((e as ToolFailedError)?.data?.stderr ?? '');
-      if (i >= attempts || !/\bbusy\b/i.test(stderr)) throw e;
+      if (i >= attempts || !toolFailedWith(e, /\bbusy\b/i)) throw e;
       await new Promise((r) => setTimeout(r, delayMs * i));
     }
   }

@@ -431,7 +431,14 @@ describe('the CLI', () => {
     const r = await cli(['--size', '512M', '--sparse', '--fs', 'zfs', '--pool', cliPool, '--import', join(dir, 'oci'), img, '--json']);
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
-    expect(JSON.parse(r.stdout).imported).toMatchObject({ extracted: 3, present: 0 });
+    const made = JSON.parse(r.stdout);
+    expect(made.imported).toMatchObject({ extracted: 3, present: 0 });
+    // The summary counts what the import made: the tree and one dataset + @extracted per layer.
+    const layerDatasets = digests.map((d) => `${cliPool}/storage/${d}`);
+    expect(made.zfs.datasets).toEqual(expect.arrayContaining([cliPool, `${cliPool}/storage/empty`, ...layerDatasets]));
+    expect(made.zfs.datasets).toHaveLength(4 + 3);
+    expect(made.zfs.snapshots).toEqual(expect.arrayContaining(layerDatasets.map((d) => `${d}@extracted`)));
+    expect(made.allocatedBytes).toBe((await fs.stat(img)).blocks * 512);
     const list = await cli(['layers', 'list', img, '--json']);
     expect(list.exitCode).toBe(0);
     const layers = JSON.parse(list.stdout).layers as { digest: string; refs: string[] }[];

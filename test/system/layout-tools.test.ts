@@ -14,6 +14,7 @@ import { FS_MAGIC_PROBE_BYTES, detectFs } from '../../src/layout/fs-magic.js';
 import { encodeMbr, makeMbr, makePartitionEntry } from '../../src/layout/mbr.js';
 import { planLayout, type PlanOptions } from '../../src/layout/plan.js';
 import { GiB, MiB, TiB } from '../../src/layout/units.js';
+import { fallocate } from '../../src/tools/fallocate.js';
 import { ext4Args, ext4Env, xfsArgs } from '../../src/tools/mkfs.js';
 import { cleanDir, sh, tempDir } from './helpers/machine.js';
 
@@ -139,5 +140,20 @@ describe('detectFs against mkfs', () => {
     expect(detectFs(await readAt(file, 0, FS_MAGIC_PROBE_BYTES))).toEqual({
       type: 'xfs', uuid, label: 'mkimage-xfs', blockBytes: 4096, sizeBytes: 512 * MiB,
     });
+  });
+});
+
+describe('fallocate', () => {
+  it('the real fallocate reserves exactly [offset, offset + length): a name like an option, an offset beyond 2^32', async () => {
+    const { stat } = await import('node:fs/promises');
+    const file = join(dir, '-x.img');
+    await writeFile(file, '');
+    await truncate(file, 6 * GiB);
+    await fallocate(file, 2 * MiB, 4 * MiB);
+    expect((await stat(file)).blocks * 512).toBe(4 * MiB);
+    await fallocate(file, 5 * GiB, 2 * MiB); // --offset 5368709120: whole digits, never 5.36e9
+    const st = await stat(file);
+    expect(st.blocks * 512).toBe(6 * MiB);
+    expect(st.size).toBe(6 * GiB);
   });
 });

@@ -1,18 +1,22 @@
 /** The CLI's exit statuses for what commander decides alone (no job runs). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../../src/cli.js';
+import { editDistance, main, unknownCommand, wantsJson } from '../../../src/cli.js';
 
 afterEach(() => vi.restoreAllMocks());
 
-async function exitOf(args: string[]): Promise<{ status: number; stderr: string }> {
+async function exitOf(args: string[]): Promise<{ status: number; stderr: string; stdout: string }> {
   let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  let stdout = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
   vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
     stderr += String(chunk);
     return true;
   });
   const status = await main(['node', 'mkimage', ...args]);
-  return { status, stderr };
+  return { status, stderr, stdout };
 }
 
 describe('exit statuses', () => {
@@ -34,5 +38,59 @@ describe('exit statuses', () => {
     const r = await exitOf(['--size', 'lots', 'x.img']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^mkimage: --size "lots" is not a size/);
+  });
+});
+
+describe('--json keeps its promise for usage errors', () => {
+  for (const [what, args, message] of [
+    ['an unknown option', ['--size', '1G', '--bogus', 'x.img', '--json'], "unknown option '--bogus' (see mkimage --help)"],
+    ['a missing --size', ['x.img', '--json'], "required option '-s, --size <size>' not specified (see mkimage --help)"],
+    ['a bad --fs', ['--json', '--size', '1G', '--fs', 'btrfs', 'x.img'], "option '--fs <type>' argument 'btrfs' is invalid. Allowed choices are none, ext4, xfs, zfs. (see mkimage --help)"],
+  ] as const) {
+    it(`${what}: the error as JSON on stdout, the line on stderr, exit 2`, async () => {
+      const r = await exitOf([...args]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe(`mkimage: ${message}\n`);
+      expect(JSON.parse(r.stdout)).toEqual({ error: { code: 'EUSAGE', message, data: { reason: expect.stringMatching(/^commander\./) } } });
+    });
+  }
+  it('a usage error found by the command (a bad --size) as JSON too', async () => {
+    const r = await exitOf(['--size', 'lots', 'x.img', '--json']);
+    expect(r.status).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'EUSAGE', message: expect.stringMatching(/^--size "lots" is not a size/) });
+  });
+  it('without --json stdout stays empty', async () => {
+    expect((await exitOf(['--size', '1G', '--bogus', 'x.img'])).stdout).toBe('');
+  });
+  it('--json after -- is an argument, not the option', () => {
+    expect(wantsJson(['--size', '1G', '--', '--json'])).toBe(false);
+    expect(wantsJson(['inspect', '--json', 'x'])).toBe(true);
+  });
+});
+
+describe('a mistyped command', () => {
+  it('mkimage inspekt disk.img says unknown command and suggests inspect', async () => {
+    const r = await exitOf(['inspekt', 'disk.img']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^mkimage: unknown command "inspekt": did you mean inspect\? \(commands: create, inspect,/);
+  });
+  it('a word close to a command, alone, that is not a file', () => {
+    expect(unknownCommand(['statsu'], () => false)?.data).toEqual({ command: 'statsu', suggestion: 'status' });
+    expect(unknownCommand(['statsu', '--json'], () => false)?.message).toMatch(/did you mean status\?/);
+  });
+  it('an IMAGE for the default create is not mistaken for a command', () => {
+    expect(unknownCommand(['disk.img', '--size', '1G'], () => false)).toBeUndefined();
+    expect(unknownCommand(['--size', '1G', 'attack'], () => false)).toBeUndefined();
+    expect(unknownCommand(['attack', '--size', '1G'], () => true)).toBeUndefined(); // an existing file named like a command
+    expect(unknownCommand(['inspect', 'x'], () => false)).toBeUndefined();
+  });
+  it('two words where create takes one IMAGE: unknown command, without a suggestion when nothing is close', () => {
+    const e = unknownCommand(['frobnicate', 'disk.img'], () => false);
+    expect(e?.message).toMatch(/^unknown command "frobnicate" \(commands:/);
+  });
+  it('edit distance', () => {
+    expect(editDistance('inspekt', 'inspect')).toBe(1);
+    expect(editDistance('', 'abc')).toBe(3);
+    expect(editDistance('status', 'status')).toBe(0);
   });
 });

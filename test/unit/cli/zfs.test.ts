@@ -26,6 +26,7 @@ describe('create --fs zfs options', () => {
 
   it('refuses ZFS options with another --fs, a missing --pool, --owner without --mount', () => {
     expect(() => zfsCreateRequest('ext4', parse(['--pool', 'tank', '--dataset', 'x']))).toThrow('--pool, --dataset only apply to --fs zfs');
+    expect(() => zfsCreateRequest('ext4', parse(['--pool', 'tank']))).toThrow('--pool only applies to --fs zfs');
     expect(zfsCreateRequest('ext4', parse([]))).toBeUndefined();
     expect(() => zfsCreateRequest('zfs', parse([]))).toThrow(UsageError);
     expect(() => zfsCreateRequest('zfs', parse([]))).toThrow('--fs zfs needs --pool NAME');
@@ -41,9 +42,12 @@ describe('human output', () => {
       flavour: 'zfs-fuse 0.7.0 (pool version 23)', mountpoints: [{ dataset: 'tank', mountpoint: '/mnt/tank' }],
     };
     expect(formatAttached(a)).toBe('/x/a.img: pool tank (guid 42) imported from /dev/loop3, ONLINE (zfs-fuse 0.7.0 (pool version 23))\n  tank  /mnt/tank');
-    expect(formatStatus({ zfs: 'openzfs 2.1.5', images: [] })).toBe('no image attached (ZFS: openzfs 2.1.5)');
-    expect(formatStatus({ zfs: 'z', images: [{ file: '/x/a.img', loopDevice: '/dev/loop3', offsetBytes: 1, sizeLimitBytes: 2, mountpoints: [] }] })).toBe(
-      '/x/a.img: /dev/loop3, no pool imported from it\nZFS: z',
+    expect(formatStatus({ zfs: { flavour: 'openzfs 2.1.5' }, images: [] })).toBe('no image attached (ZFS: openzfs 2.1.5)');
+    const images = [{ file: '/x/a.img', loopDevice: '/dev/loop3', offsetBytes: 1, sizeLimitBytes: 2, mountpoints: [] }];
+    expect(formatStatus({ zfs: { flavour: 'z' }, images })).toBe('/x/a.img: /dev/loop3, no pool imported from it\nZFS: z');
+    // ZFS could not be asked: the pool is unknown, not absent (it may well be imported).
+    expect(formatStatus({ zfs: { error: 'the zfs-fuse daemon is not running' }, images })).toBe(
+      '/x/a.img: /dev/loop3, pool unknown (ZFS not available)\nZFS: not available: the zfs-fuse daemon is not running',
     );
   });
 });

@@ -177,7 +177,8 @@ export class FakeZfs {
     if (file === 'getent') {
       // getent exits 2 when the key is not in the database.
       const known = args[0] === 'passwd' ? this.users : args[0] === 'group' ? this.groups : new Set<string>();
-      return known.has(last) ? ok(`${last}:x:1000:\n`) : fail('', 2);
+      if (known.has(last)) return ok(`${last}:x:1000:\n`);
+      return options?.okExitCodes?.includes(2) ? { ...ok(), exitCode: 2 } : fail('', 2);
     }
     if (file === 'chown') {
       this.chowned.push(args.join(' '));

@@ -255,7 +255,7 @@ describe('detachImage, destroyImage, statusImages', () => {
     await attachImage(img, o);
     fake.loops.set('/dev/loop9', { file: '/etc/hostname', offset: 0, sizelimit: 0 }); // not an image
     const s = await statusImages(o);
-    expect(s.zfs).toBe('zfs-fuse 0.7.0 (pool version 23)');
+    expect(s.zfs).toEqual({ flavour: 'zfs-fuse 0.7.0 (pool version 23)' });
     expect(s.images).toEqual([
       {
         file: img,

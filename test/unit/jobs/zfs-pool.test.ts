@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PoolError, UsageError } from '../../../src/errors.js';
-import { buildPool, planPool, preflightPool } from '../../../src/jobs/zfs-pool.js';
+import { buildPool, longestLayerName, planPool, preflightPool } from '../../../src/jobs/zfs-pool.js';
 import { withUndo } from '../../../src/undo.js';
 import { FUSE, FakeZfs, OPENZFS } from '../helpers/fake-zfs.js';
 
@@ -40,6 +40,16 @@ describe('planPool', () => {
       expect(e, JSON.stringify(r)).toBeInstanceOf(UsageError);
       expect((e as UsageError).exitStatus).toBe(2);
     }
+  });
+
+  it('a pool name whose layer names would pass 255 bytes is refused up front (calldown only)', () => {
+    // POOL/storage/<64 hex>@extracted: 83 bytes besides the pool name, so 172 is the longest pool.
+    expect(Buffer.byteLength(longestLayerName('p'.repeat(172)))).toBe(255);
+    expect(() => planPool({ pool: 'p'.repeat(172) })).not.toThrow();
+    expect(() => planPool({ pool: 'p'.repeat(173) })).toThrow(
+      "--pool pppppppppppppppppppp... (173 bytes) is too long for --layout calldown: its layers are named POOL/storage/<64 hex digits>@extracted, 256 bytes, over ZFS's 255: choose a pool name of at most 172 bytes (or --layout dlite or none)",
+    );
+    expect(() => planPool({ pool: 'p'.repeat(173), layout: 'dlite' })).not.toThrow();
   });
 });
 

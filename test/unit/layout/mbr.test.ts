@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  formatDiskSignature,
   EMPTY_ENTRY,
   MBR,
   MBR_PARTITION_ENTRY,
@@ -109,6 +110,8 @@ describe('encode and decode', () => {
     const buf = Buffer.concat([Buffer.alloc(440), Buffer.from(SFDISK_1G_TAIL, 'hex')]);
     const mbr = decodeMbr(buf);
     expect(mbr.diskSignature).toBe(0x12345678);
+    expect(formatDiskSignature(mbr.diskSignature)).toBe('0x12345678'); // sfdisk's label-id above
+    expect(formatDiskSignature(0xab)).toBe('0x000000ab');
     expect(mbr.reserved).toBe(0);
     expect(mbr.bootSignature).toBe(0xaa55);
     const p = mbr.partitions[0]!;

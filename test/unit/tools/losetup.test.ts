@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { ToolFailedError } from '../../../src/errors.js';
 import type { Runner } from '../../../src/tools/exec.js';
-import { attachArgs, attachLoop, detachLoop, findLoops, listLoops, parseLoopList } from '../../../src/tools/losetup.js';
+import { attachArgs, attachLoop, detachLoop, listLoops, parseLoopList } from '../../../src/tools/losetup.js';
 
 /**
  * `losetup --json --list --output NAME,BACK-FILE,OFFSET,SIZELIMIT,RO` (util-linux 2.38.1) with two
@@ -103,6 +104,23 @@ describe('attach, detach, list (with a recording runner)', () => {
     expect(await attachLoop(o, run)).toBe('/dev/loop0');
     expect(calls).toEqual([{ file: 'losetup', args: attachArgs(o) }]);
   });
+  it('attachLoop without a loop driver says to load it (losetup 2.38 on a host without the loop module)', async () => {
+    const stderr = 'losetup: cannot find an unused loop device: No such file or directory\n';
+    const run: Runner = async (file, args) => {
+      throw new ToolFailedError(`${file} exited with 1`, { command: [file, ...args], exitCode: 1, stderr });
+    };
+    const e = await attachLoop({ file: '/tmp/mkt/l.img', offsetBytes: 0, sizeLimitBytes: 4096 }, run).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ToolFailedError);
+    expect((e as ToolFailedError).message).toBe(
+      'losetup found no free loop device for /tmp/mkt/l.img: load the loop driver (modprobe loop, as root), or free a loop device (losetup --list shows them); nothing was attached',
+    );
+    expect((e as ToolFailedError).data).toMatchObject({ stderr, exitCode: 1, file: '/tmp/mkt/l.img' });
+    // Any other failure passes through unchanged.
+    const other: Runner = async () => {
+      throw new ToolFailedError('losetup exited with 1', { stderr: 'losetup: x.img: failed to set up loop device: Permission denied' });
+    };
+    await expect(attachLoop({ file: 'x.img', offsetBytes: 0, sizeLimitBytes: 4096 }, other)).rejects.toThrow('losetup exited with 1');
+  });
   it('detachLoop detaches that device only', async () => {
     const { calls, run } = recorder('');
     await detachLoop('/dev/loop0', run);
@@ -112,13 +130,5 @@ describe('attach, detach, list (with a recording runner)', () => {
     const { calls, run } = recorder(TWO_DEVICES);
     expect(await listLoops(run)).toHaveLength(2);
     expect(calls[0]!.args).toEqual(['--json', '--list', '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO']);
-  });
-  it('findLoops matches the file by path and, when given, the offset', async () => {
-    const { run } = recorder(TWO_DEVICES);
-    expect((await findLoops('/tmp/mkt/l.img', undefined, run)).map((d) => d.name)).toEqual(['/dev/loop1', '/dev/loop0']);
-    expect(await findLoops('/tmp/mkt/l.img', 0, run)).toEqual([]);
-    expect(await findLoops('/tmp/mkt/other.img', 2097152, run)).toEqual([]);
-    const { run: runDeleted } = recorder(DELETED);
-    expect(await findLoops('/tmp/mkt/l.img', 2097152, runDeleted)).toEqual([]);
   });
 });

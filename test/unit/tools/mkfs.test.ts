@@ -22,15 +22,6 @@ const EXT4 = {
 };
 
 describe('ext4Args', () => {
-  it('builds the command that made the ext4 fixture of fs-magic.test.ts (mke2fs 1.47.0 exit 0)', () => {
-    // E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 <these arguments>, on a 64 MiB file: dumpe2fs shows
-    // 15360 blocks of 4096, the uuid, the hash seed and the label given here.
-    expect(ext4Args({ ...EXT4, label: 'mkimage-ext4' })).toEqual([
-      '-q', '-F', '-t', 'ext4', '-b', '4096', '-U', '6e5c1a2b-3d4f-4a6b-8c7d-9e0f1a2b3c4d',
-      '-E', 'offset=2097152,nodiscard,assume_storage_prezeroed=1,hash_seed=11111111-2222-4333-8444-555555555555',
-      '-L', 'mkimage-ext4', '--', 'ext4.img', '15360',
-    ]);
-  });
   it('gives the size in whole 4 KiB blocks, rounding a partial block down', () => {
     expect(ext4Args({ ...EXT4, sizeBytes: 1071627776 }).at(-1)).toBe('261627'); // a 1 GiB GPT partition
     expect(ext4Args({ ...EXT4, sizeBytes: 4095 }).at(-1)).toBe('0');
@@ -59,16 +50,13 @@ describe('ext4Env', () => {
   });
 });
 
+// That the tools accept these arguments (and write what they say) is shown with the real mkfs.ext4
+// and mkfs.xfs in test/system/layout-tools.test.ts; here only the rules the builders apply.
 describe('xfsArgs', () => {
-  it('builds the command that made the xfs fixture of fs-magic.test.ts (mkfs.xfs 6.1.0 exit 0)', () => {
-    expect(xfsArgs({ device: 'xfs.img', uuid: '7f6d2b3c-4e5a-4b7c-9d8e-0f1a2b3c4d5e', label: 'mkimage-xfs' })).toEqual([
-      '-q', '-f', '-K', '-b', 'size=4096', '-m', 'reflink=0,uuid=7f6d2b3c-4e5a-4b7c-9d8e-0f1a2b3c4d5e', '-L', 'mkimage-xfs', '--', 'xfs.img',
-    ]);
-  });
-  it('leaves -L out without a label', () => {
-    expect(xfsArgs({ device: '/dev/loop3', uuid: '7f6d2b3c-4e5a-4b7c-9d8e-0f1a2b3c4d5e' })).toEqual([
-      '-q', '-f', '-K', '-b', 'size=4096', '-m', 'reflink=0,uuid=7f6d2b3c-4e5a-4b7c-9d8e-0f1a2b3c4d5e', '--', '/dev/loop3',
-    ]);
+  it('leaves -L out without a label, and ends the options with --', () => {
+    const args = xfsArgs({ device: '-dev.img', uuid: '7f6d2b3c-4e5a-4b7c-9d8e-0f1a2b3c4d5e' });
+    expect(args).not.toContain('-L');
+    expect(args.slice(-2)).toEqual(['--', '-dev.img']);
   });
 });
 
@@ -105,20 +93,6 @@ describe('checkLabel', () => {
 });
 
 describe('mkfsExt4 and mkfsXfs (with a recording runner)', () => {
-  it('run mkfs.ext4 with ext4Args and the time pinned', async () => {
-    const { calls, run } = recorder();
-    await mkfsExt4({ ...EXT4, label: 'data', sourceDateEpoch: 1700000000 }, run);
-    expect(calls).toHaveLength(1);
-    expect(calls[0]!.file).toBe('mkfs.ext4');
-    expect(calls[0]!.args).toEqual(ext4Args({ ...EXT4, label: 'data' }));
-    expect(calls[0]!.options?.env).toEqual({ E2FSPROGS_FAKE_TIME: '1700000000' });
-  });
-  it('run mkfs.xfs with xfsArgs', async () => {
-    const { calls, run } = recorder();
-    const o = { device: '/dev/loop7', uuid: '7f6d2b3c-4e5a-4b7c-9d8e-0f1a2b3c4d5e', label: 'data' };
-    await mkfsXfs(o, run);
-    expect(calls.map((c) => [c.file, c.args])).toEqual([['mkfs.xfs', xfsArgs(o)]]);
-  });
   it('refuse a label that is too long before running anything', async () => {
     const { calls, run } = recorder();
     await expect(mkfsExt4({ ...EXT4, label: 'x'.repeat(17) }, run)).rejects.toBeInstanceOf(UsageError);
