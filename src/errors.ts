@@ -87,6 +87,11 @@ export class LayerError extends MkimageError {
   static override readonly code = 'ELAYER';
 }
 
+/** The compiled guest init (dist/guest/mkimage-init) is missing: the package was not built. */
+export class GuestInitMissingError extends MkimageError {
+  static override readonly code = 'EGUESTINIT';
+}
+
 /** Interrupted by SIGINT/SIGTERM; everything made so far was removed. */
 export class InterruptedError extends MkimageError {
   static override readonly code = 'EINTERRUPTED';

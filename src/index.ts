@@ -12,7 +12,8 @@ export { createImage, planCreate, type CreateOptions, type CreateResult } from '
 export { inspectImage, readImageHeader, type ImageReport, type ImagePartition, type PfnReport } from './jobs/inspect.js';
 export { run, formatCommand, type RunOptions, type RunResult, type Runner } from './tools/exec.js';
 export { qemuArgs, type QemuArgsOptions, type QemuArgsResult } from './jobs/qemu-args.js';
-export { nvdimmArgs, rootCmdline, qemuEscape, type NvdimmArgsOptions } from './tools/qemu.js';
+export { nvdimmArgs, rootCmdline, kernelWord, qemuEscape, PMEM_DEVICES, type NvdimmArgsOptions, type PmemDevice, type RootFsType, type KernelInit } from './tools/qemu.js';
+export { guestInitFiles, guestInitBinaryPath, GUEST_MOUNT_POINTS, type GuestFile } from './guest/init.js';
 export {
   decodeVdevPhys,
   decodeNvlist,
