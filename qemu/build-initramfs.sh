@@ -27,12 +27,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf 'build-initramfs: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# nfit: the ACPI NFIT driver, without which there is no NVDIMM bus and no /dev/pmem0 (libnvdimm
-# comes as its dependency); nd_pmem: the pmem block device, fsdax through the PFN info block
+# nfit: the ACPI NFIT driver, without which there is no NVDIMM bus and no /dev/pmem0; libnvdimm:
+# listed although nfit depends on it because ndctl's /etc/modprobe.d/nvdimm-security.conf (on the
+# build host when ndctl is installed) turns it into an `install` rule, which mkinitramfs does not
+# follow as a dependency: without the line the initramfs has no libnvdimm.ko; nd_pmem: the pmem block device, fsdax through the PFN info block
 # (nd_btt comes as its dependency); virtio_pci + virtio_pmem: the virtio-pmem device; the root
 # filesystems; crc32c_generic: ext4, jbd2 and xfs ask the crypto API for crc32c (a soft
 # dependency), and under TCG the CPU may lack the instruction crc32c_intel needs.
-ROOT_MODULES="nfit nd_pmem virtio_pci virtio_pmem ext4 xfs erofs crc32c_generic"
+ROOT_MODULES="libnvdimm nfit nd_pmem virtio_pci virtio_pmem ext4 xfs erofs crc32c_generic"
 
 cache=$("$here/build-guest.sh" ${1:+"$1"}) || die "building the guest failed"
 # shellcheck disable=SC1091
