@@ -43,7 +43,7 @@ cache=$("$here/build-guest.sh" ${1:+"$1"}) || die "building the guest failed"
 inputs_hash() {
   {
     sha256sum "$here/build-initramfs.sh" | cut -d' ' -f1
-    cat "$cache/stamp"
+    basename "$deb"
     echo "initramfs-tools=$(dpkg-query -W -f='${Version}' initramfs-tools 2>/dev/null || echo none)"
     echo "busybox=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)"
     echo "udev=$(dpkg-query -W -f='${Version}' udev 2>/dev/null || echo none)"
@@ -51,6 +51,8 @@ inputs_hash() {
 }
 cached() { [[ -s $cache/initrd-root.img && -f $cache/initrd-root.stamp && $(cat "$cache/initrd-root.stamp") == "$1" ]]; }
 
+deb=$(ls "$cache/debs/${KERNEL_PACKAGE}_"*.deb 2>/dev/null | sort -V | tail -n1 || true)
+[[ -n $deb ]] || die "no kernel package in $cache/debs"
 want=$(inputs_hash)
 if cached "$want"; then echo "$cache/initrd-root.img"; exit 0; fi
 exec 9>"$cache/.lock-initramfs"
@@ -60,8 +62,6 @@ if cached "$want"; then echo "$cache/initrd-root.img"; exit 0; fi
 t0=$SECONDS
 [[ $(id -u) == 0 ]] || die "needs root (mkinitramfs in a private mount namespace)"
 command -v mkinitramfs >/dev/null || die "missing mkinitramfs (apt-get install initramfs-tools)"
-deb=$(ls "$cache/debs/${KERNEL_PACKAGE}_"*.deb 2>/dev/null | sort -V | tail -n1 || true)
-[[ -n $deb ]] || die "no kernel package in $cache/debs"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mkimage-initramfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
