@@ -159,7 +159,7 @@ const RICH_ARGV = ['app', 'first arg', 'say "hi"', "it's", '', 'tab\there', 'bac
 // Env as given, then HOME from the user's /etc/passwd entry (the config has none).
 const RICH_ENV = [...RICH.Env!, 'HOME=/home/app'];
 
-describe.concurrent('the entrypoint of an image booted as the root (Debian kernel + mkinitramfs)', () => {
+describe.concurrent('the entrypoint of an image booted as the root (Debian kernel + mkinitramfs)', { timeout: 900_000 }, () => {
   it('ext4 on an NVDIMM: argv, env, working directory, user exactly; / is ext4 with dax; exit status 0; power-off', async () => {
     const root = await stageRoot('ext4-nvdimm', RICH);
     const image = await ext4Image(root, 'ext4-nvdimm');
