@@ -16,6 +16,7 @@
 #   output   every console line that is not a kernel log line ("[    1.234] ...")
 #   poweredOff   the kernel said "reboot: Power down" and QEMU exited by itself
 #   panic    the kernel panicked (or the initramfs gave up and rebooted)
+#   tail     the console's last 25 lines when no exit-status line came (why), else []
 #
 # Options:
 #   --device nvdimm|virtio-pmem   (default nvdimm)
@@ -162,7 +163,9 @@ for (const l of init) {
 }
 const poweredOff = exited === '1' && /reboot: Power down/.test(text);
 const panic = /Kernel panic|reboot: Restarting system/.test(text);
-console.log(JSON.stringify({ exitStatus, signal, init, output: lines.filter((l) => !kernelLine.test(l)), poweredOff, panic, cmdline, device, bootSeconds: Number(secs), accel }));
+// When the init said nothing about the entrypoint's end, the console's last lines say why.
+const tail = exitStatus === null && signal === null ? lines.slice(-25) : [];
+console.log(JSON.stringify({ exitStatus, signal, init, output: lines.filter((l) => !kernelLine.test(l)), poweredOff, panic, tail, cmdline, device, bootSeconds: Number(secs), accel }));
 EOF
 )
 printf '%s\n' "$report"

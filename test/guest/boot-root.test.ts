@@ -14,12 +14,12 @@
  * (qemu/boot-root.sh). Each boot takes 15-30 s under TCG on the 2-core machine; two run at once.
  */
 import { execa } from 'execa';
-import { chmod, mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guestInitFiles } from '../../src/guest/init.js';
-import { GUEST_CONFIG_PATH, type GuestConfigFile, type ImageConfig } from '../../src/guest/image-config.js';
+import type { ImageConfig } from '../../src/guest/image-config.js';
 import { REPO, cleanDir, cli, tempDir } from '../system/helpers/machine.js';
+import { RICH, RICH_ARGV, RICH_ENV, buildEntrypoint, entrypointLines, stageRoot, type EntrypointLine } from './helpers/stage-root.js';
 
 const BOOT_ROOT = join(REPO, 'qemu/boot-root.sh');
 const BUILD_INITRAMFS = join(REPO, 'qemu/build-initramfs.sh');
@@ -31,22 +31,11 @@ interface RootReport {
   output: string[];
   poweredOff: boolean;
   panic: boolean;
+  tail: string[];
   cmdline: string;
   device: string;
   bootSeconds: number;
 }
-interface EntrypointLine {
-  argv: string[];
-  env: string[];
-  cwd: string;
-  uid: number;
-  gid: number;
-  groups: number[];
-  pid: number;
-  root: string;
-  tmp: string;
-}
-
 let dir: string;
 let app: Buffer;
 const bootTimes: string[] = [];
@@ -55,8 +44,7 @@ beforeAll(async () => {
   dir = await tempDir('mkimage-root-');
   // Once and cached: the Debian kernel package, the busybox guest, then mkinitramfs (~1-2 min cold).
   await execa('bash', [BUILD_INITRAMFS], { stdio: 'inherit', timeout: 900_000 });
-  await execa('gcc', ['-static', '-Os', '-s', '-o', join(dir, 'app'), join(REPO, 'test/guest/fixtures/entrypoint.c')]);
-  app = await readFile(join(dir, 'app'));
+  app = await buildEntrypoint(dir);
 }, 900_000);
 afterAll(async () => {
   console.log(`root boots: ${bootTimes.join(', ')}`);
@@ -77,29 +65,8 @@ async function slot<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const PASSWD = 'root:x:0:0:root:/root:/nonexistent\napp:x:1000:1000:app user:/home/app:/nonexistent\n';
-const GROUP = 'root:x:0:\napp:x:1000:\nextra:x:2000:other,app\n';
-
-/** Stages what --from writes (init, mount points, config) plus the static entrypoint at /bin/app. */
-async function stageRoot(name: string, config: ImageConfig, extraDirs: string[] = []): Promise<string> {
-  const root = join(dir, name);
-  await mkdir(root);
-  for (const f of await guestInitFiles()) {
-    const p = join(root, f.path);
-    if (f.type === 'dir') await mkdir(p, { recursive: true });
-    else await writeFile(p, f.data!);
-    await chmod(p, f.mode);
-  }
-  const file: GuestConfigFile = { schemaVersion: 1, source: { diffIds: [] }, config };
-  await writeFile(join(root, GUEST_CONFIG_PATH), JSON.stringify(file));
-  await chmod(join(root, GUEST_CONFIG_PATH), 0o444);
-  await mkdir(join(root, 'bin'));
-  await writeFile(join(root, 'bin/app'), app, { mode: 0o755 });
-  await mkdir(join(root, 'etc'));
-  await writeFile(join(root, 'etc/passwd'), PASSWD);
-  await writeFile(join(root, 'etc/group'), GROUP);
-  for (const d of extraDirs) await mkdir(join(root, d), { recursive: true });
-  return root;
+async function stage(name: string, config: ImageConfig, extraDirs: string[] = []): Promise<string> {
+  return stageRoot(join(dir, name), app, config, extraDirs);
 }
 
 async function ext4Image(root: string, name: string): Promise<string> {
@@ -142,26 +109,14 @@ async function bootRoot(test: string, image: string, args: string[] = []): Promi
 }
 
 function entrypointLine(report: RootReport): EntrypointLine {
-  const lines = report.output.filter((l) => l.startsWith('ENTRYPOINT '));
-  expect(lines, report.output.join('\n')).toHaveLength(1);
-  return JSON.parse(lines[0]!.slice('ENTRYPOINT '.length)) as EntrypointLine;
+  const lines = entrypointLines(report.output);
+  expect(lines, JSON.stringify(report, null, 1)).toHaveLength(1);
+  return lines[0]!;
 }
-
-/** Arguments and values with spaces, quotes, a tab, an empty one, non-ASCII. */
-const RICH: ImageConfig = {
-  Entrypoint: ['app', 'first arg'],
-  Cmd: ['say "hi"', "it's", '', 'tab\there', 'back\\slash', 'é😀'],
-  Env: ['PATH=/usr/bin:/bin', 'GREETING=hello world', `QUOTES=a "b" 'c'`, 'EMPTY='],
-  WorkingDir: '/work/sub dir',
-  User: 'app',
-};
-const RICH_ARGV = ['app', 'first arg', 'say "hi"', "it's", '', 'tab\there', 'back\\slash', 'é😀'];
-// Env as given, then HOME from the user's /etc/passwd entry (the config has none).
-const RICH_ENV = [...RICH.Env!, 'HOME=/home/app'];
 
 describe.concurrent('the entrypoint of an image booted as the root (Debian kernel + mkinitramfs)', { timeout: 900_000 }, () => {
   it('ext4 on an NVDIMM: argv, env, working directory, user exactly; / is ext4 with dax; exit status 0; power-off', async () => {
-    const root = await stageRoot('ext4-nvdimm', RICH);
+    const root = await stage('ext4-nvdimm', RICH);
     const image = await ext4Image(root, 'ext4-nvdimm');
     const r = await bootRoot('ext4 nvdimm', image);
     const e = entrypointLine(r);
@@ -178,7 +133,7 @@ describe.concurrent('the entrypoint of an image booted as the root (Debian kerne
   });
 
   it('ext4 on virtio-pmem: --init PATH -- ARGS replaces Entrypoint + Cmd, words with spaces and = arrive intact; / has dax', async () => {
-    const root = await stageRoot('ext4-virtio', { ...RICH, Entrypoint: ['/nonexistent'], Cmd: ['never'] });
+    const root = await stage('ext4-virtio', { ...RICH, Entrypoint: ['/nonexistent'], Cmd: ['never'] });
     const image = await ext4Image(root, 'ext4-virtio');
     const r = await bootRoot('ext4 virtio-pmem --init', image, ['--device', 'virtio-pmem', '--init', 'app', '--', 'one two', '', 'k=v w', "it's"]);
     const e = entrypointLine(r);
@@ -193,7 +148,7 @@ describe.concurrent('the entrypoint of an image booted as the root (Debian kerne
   });
 
   it('erofs on an NVDIMM: read-only root with dax, numeric user, default PATH, exit status 3', async () => {
-    const root = await stageRoot('erofs-nvdimm', { Entrypoint: ['app'], Cmd: ['exit three'], Env: ['APP_EXIT=3'], WorkingDir: '/work', User: '1000:2000' }, ['work']);
+    const root = await stage('erofs-nvdimm', { Entrypoint: ['app'], Cmd: ['exit three'], Env: ['APP_EXIT=3'], WorkingDir: '/work', User: '1000:2000' }, ['work']);
     const image = await erofsImage(root, 'erofs-nvdimm');
     const r = await bootRoot('erofs nvdimm exit 3', image);
     const e = entrypointLine(r);
@@ -209,7 +164,7 @@ describe.concurrent('the entrypoint of an image booted as the root (Debian kerne
   });
 
   it('erofs on virtio-pmem: argv, env, user exactly; / is erofs with dax', async () => {
-    const root = await stageRoot('erofs-virtio', RICH, ['work/sub dir']);
+    const root = await stage('erofs-virtio', RICH, ['work/sub dir']);
     const image = await erofsImage(root, 'erofs-virtio');
     const r = await bootRoot('erofs virtio-pmem', image, ['--device', 'virtio-pmem']);
     const e = entrypointLine(r);
@@ -223,7 +178,7 @@ describe.concurrent('the entrypoint of an image booted as the root (Debian kerne
   });
 
   it('a missing entrypoint: a clear message, exit status 127, power-off, no panic', async () => {
-    const root = await stageRoot('missing', { Entrypoint: ['/usr/bin/not-there'], Cmd: ['x'] });
+    const root = await stage('missing', { Entrypoint: ['/usr/bin/not-there'], Cmd: ['x'] });
     const image = await ext4Image(root, 'missing');
     const r = await bootRoot('missing entrypoint', image);
     expect(r.init).toEqual(['error: cannot run "/usr/bin/not-there": No such file or directory', 'exit status 127']);
