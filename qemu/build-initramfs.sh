@@ -19,7 +19,7 @@
 #   initrd-root.img     the initramfs
 #   initrd-root.stamp   hash of this build's inputs; when it matches, the script exits at once
 # On success prints the initrd path (one line) on stdout; progress goes to stderr.
-# Host needs: initramfs-tools (mkinitramfs), kmod (depmod), util-linux (unshare), zstd, root.
+# Host needs: initramfs-tools (mkinitramfs), udev, kmod (depmod), util-linux (unshare), zstd, root.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -62,6 +62,9 @@ if cached "$want"; then echo "$cache/initrd-root.img"; exit 0; fi
 t0=$SECONDS
 [[ $(id -u) == 0 ]] || die "needs root (mkinitramfs in a private mount namespace)"
 command -v mkinitramfs >/dev/null || die "missing mkinitramfs (apt-get install initramfs-tools)"
+# Without udev's init-bottom script the initramfs does not move /dev onto the root, and its last
+# step (run-init with <ROOT/dev/console) fails on a root with an empty /dev: a kernel panic.
+command -v udevadm >/dev/null || die "missing udev (apt-get install udev): the initramfs needs it to move /dev"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mkimage-initramfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
