@@ -101,7 +101,6 @@ export const KERNEL_CMDLINE_MAX_BYTES = 2047;
  * has no escape): refused with the word named.
  */
 export function kernelWord(word: string, what = 'argument'): string {
-  // eslint-disable-next-line no-control-regex
   if (/["\x00-\x08\x0a-\x1f\x7f]/.test(word)) {
     throw new UsageError(`the kernel command line cannot carry the ${what} ${JSON.stringify(word)}: it has a double quote or a control character (the kernel has no escape for them); put it in the image's config instead`, { word });
   }
