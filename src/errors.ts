@@ -108,6 +108,11 @@ export class BusyError extends MkimageError {
   static override readonly code = 'EBUSY';
 }
 
+/** The compiled guest init (dist/guest/mkimage-init) is missing: the package was not built. */
+export class GuestInitMissingError extends MkimageError {
+  static override readonly code = 'EGUESTINIT';
+}
+
 /** Interrupted by SIGINT/SIGTERM; everything made so far was removed. */
 export class InterruptedError extends MkimageError {
   static override readonly code = 'EINTERRUPTED';

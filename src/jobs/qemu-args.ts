@@ -1,13 +1,16 @@
 /**
- * qemu-args: the QEMU options that attach an image as an NVDIMM, after checking that a guest
- * kernel would accept it (inspect's rules): mkimage never hands out arguments for an image the
- * guest would reject.
+ * qemu-args: the QEMU options that attach an image as an NVDIMM or a virtio-pmem device, after
+ * checking that a guest kernel would accept it (inspect's rules): mkimage never hands out
+ * arguments for an image the guest would reject. With a root filesystem (ext4, xfs, erofs) it also
+ * gives the kernel command line that boots it as the root; for an image built from a container
+ * image (`guestInit`), one that runs the image's entrypoint through /.mkimage/init.
  */
 import { resolve } from 'node:path';
 import { InvalidImageError, UsageError } from '../errors.js';
+import { GUEST_INIT_PATH } from '../guest/image-config.js';
 import { MiB, formatSize } from '../layout/units.js';
 import { formatCommand } from '../tools/exec.js';
-import { nvdimmArgs, rootCmdline } from '../tools/qemu.js';
+import { nvdimmArgs, rootCmdline, type KernelInit, type PmemDevice } from '../tools/qemu.js';
 import { readImageHeader } from './inspect.js';
 
 /**
@@ -26,16 +29,29 @@ export function minimumMemBytes(pfn: { mode: string | number; npfns: number } | 
 export interface QemuArgsOptions {
   memBytes?: number;
   readOnly?: boolean;
+  /** Emulated NVDIMM (default) or virtio-pmem. */
+  device?: PmemDevice;
+  /**
+   * The image carries /.mkimage/init and /.mkimage/config.json (built with --from): the command
+   * line runs init=/.mkimage/init. The seam until the image header records it: the caller decides.
+   */
+  guestInit?: boolean;
+  /**
+   * Run this instead of the entrypoint: with guestInit, /.mkimage/init runs it (with the config's
+   * Env, WorkingDir and User) from the words after `--`; without, the kernel runs it as PID 1.
+   */
+  init?: KernelInit;
 }
 
 export interface QemuArgsResult {
   image: string;
   sizeBytes: number;
   pmemSizeBytes: number;
+  device: PmemDevice;
   args: string[];
   /** The args as one shell-quoted line. */
   shell: string;
-  /** Kernel command line for root on /dev/pmem0 (ext4/xfs), absent for other contents. */
+  /** Kernel command line for root on /dev/pmem0 (ext4/xfs/erofs), absent for other contents. */
   cmdline?: string;
   /** What to run in the guest when /dev/pmem0 is not the root filesystem. */
   mountHint: string;
@@ -55,21 +71,30 @@ export async function qemuArgs(path: string, o: QemuArgsOptions = {}): Promise<Q
       minimumBytes: minimum,
     });
   }
-  const args = nvdimmArgs({ imagePath: resolve(path), imageSizeBytes: report.sizeBytes, memBytes: o.memBytes, readOnly: o.readOnly });
+  const device = o.device ?? 'nvdimm';
+  const args = nvdimmArgs({ imagePath: resolve(path), imageSizeBytes: report.sizeBytes, memBytes: o.memBytes, readOnly: o.readOnly, device });
   const fs = report.filesystem;
-  const fsType = fs && (fs.type === 'ext4' || fs.type === 'xfs') ? fs.type : undefined;
+  const fsType = fs && (fs.type === 'ext4' || fs.type === 'xfs' || fs.type === 'erofs') ? fs.type : undefined;
+  if ((o.init || o.guestInit) && !fsType) {
+    throw new UsageError(`${path}: --init needs a root filesystem (ext4, xfs or erofs) in the image; it holds ${fs?.type ?? 'none'}`, { path });
+  }
+  const init: KernelInit | undefined = o.guestInit
+    ? { path: GUEST_INIT_PATH, args: o.init ? [o.init.path, ...(o.init.args ?? [])] : [] }
+    : o.init;
+  const readOnly = o.readOnly || fsType === 'erofs';
   return {
     image: path,
     sizeBytes: report.sizeBytes,
     pmemSizeBytes: report.guest.pmemSizeBytes!,
+    device,
     args,
     shell: formatCommand(args),
-    cmdline: fsType ? rootCmdline(fsType, o.readOnly) : undefined,
+    cmdline: fsType ? rootCmdline(fsType, o.readOnly, init) : undefined,
     mountHint:
       fs?.type === 'zfs'
         ? `zpool import -d /dev/pmem0 ${o.readOnly ? '-o readonly=on ' : ''}${fs.pool}`
         : fsType
-          ? `mount -t ${fsType} -o dax${o.readOnly ? ',ro' : ''} /dev/pmem0 /mnt`
+          ? `mount -t ${fsType} -o dax${readOnly ? ',ro' : ''} /dev/pmem0 /mnt`
           : 'mkfs on /dev/pmem0 first: the image has no filesystem',
   };
 }

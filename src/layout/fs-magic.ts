@@ -6,6 +6,9 @@
  *         s_uuid @0x68 (16), s_volume_name @0x78 (16)
  *   xfs:  superblock at +0 (fs/xfs/libxfs/xfs_format.h struct xfs_sb, big-endian):
  *         sb_magicnum "XFSB" @0, sb_blocksize @4, sb_dblocks @8 (u64), sb_uuid @32, sb_fname @108 (12)
+ *   erofs: superblock at +1024 (fs/erofs/erofs_fs.h struct erofs_super_block, little-endian):
+ *         magic 0xE0F5E1E2 @0x00, blkszbits @0x0c (u8), blocks @0x24 (u32), uuid @0x30 (16),
+ *         volume_name @0x40 (16)
  */
 import { bytesToUuid } from './uuid.js';
 
@@ -13,7 +16,7 @@ import { bytesToUuid } from './uuid.js';
 export const FS_MAGIC_PROBE_BYTES = 4096;
 
 export interface DetectedFs {
-  type: 'ext4' | 'xfs';
+  type: 'ext4' | 'xfs' | 'erofs';
   uuid: string;
   label: string;
   blockBytes: number;
@@ -45,5 +48,20 @@ export function detectFs(probe: Buffer): DetectedFs | undefined {
       sizeBytes: Number(probe.readBigUInt64BE(8)) * blockBytes,
     };
   }
+  if (probe.length >= 1024 + 0x50 && probe.readUInt32LE(1024) === EROFS_SUPER_MAGIC_V1) {
+    const sb = probe.subarray(1024);
+    const bits = sb.readUInt8(0x0c);
+    const blockBytes = bits >= 9 && bits <= 16 ? 2 ** bits : 0;
+    return {
+      type: 'erofs',
+      uuid: bytesToUuid(sb.subarray(0x30, 0x40)),
+      label: cstr(sb.subarray(0x40, 0x50)),
+      blockBytes,
+      sizeBytes: sb.readUInt32LE(0x24) * blockBytes,
+    };
+  }
   return undefined;
 }
+
+/** fs/erofs/erofs_fs.h EROFS_SUPER_MAGIC_V1 */
+const EROFS_SUPER_MAGIC_V1 = 0xe0f5e1e2;

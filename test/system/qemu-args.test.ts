@@ -45,7 +45,7 @@ describe('qemu-args for scripts', () => {
     const r = await cli(['qemu-args', '--cmdline', none]);
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`mkimage: ${none} has no ext4 or xfs filesystem to be the guest's root, so there is no root= command line: in the guest, mkfs on /dev/pmem0 first: the image has no filesystem`);
+    expect(r.stderr).toBe(`mkimage: ${none} has no ext4, xfs or erofs filesystem to be the guest's root, so there is no root= command line: in the guest, mkfs on /dev/pmem0 first: the image has no filesystem`);
     // --json keeps the answer: no cmdline field, the mount hint.
     const j = await cli(['qemu-args', '--cmdline', '--json', none]);
     expect(j.exitCode).toBe(0);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { nvdimmArgs, qemuEscape, qemuSize, rootCmdline } from '../../../src/tools/qemu.js';
+import { KERNEL_MAX_INIT_ARGS, kernelWord, nvdimmArgs, qemuEscape, qemuSize, rootCmdline } from '../../../src/tools/qemu.js';
+import { UsageError } from '../../../src/errors.js';
 import { GiB, MiB } from '../../../src/layout/units.js';
 
 describe('nvdimmArgs', () => {
@@ -33,5 +34,43 @@ describe('nvdimmArgs', () => {
   it('gives a DAX root command line', () => {
     expect(rootCmdline('xfs')).toBe('root=/dev/pmem0 rootfstype=xfs rootflags=dax rw');
     expect(rootCmdline('ext4', true)).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax ro');
+  });
+});
+
+describe('virtio-pmem', () => {
+  it('builds REFERENCE.md section 9 line: no nvdimm=on, the same backend, virtio-pmem-pci', () => {
+    expect(nvdimmArgs({ imagePath: '/img/root.img', imageSizeBytes: 64 * MiB, memBytes: 512 * MiB, device: 'virtio-pmem' })).toEqual([
+      '-machine', 'pc',
+      '-m', '512M,slots=2,maxmem=576M',
+      '-object', 'memory-backend-file,id=mem1,share=on,mem-path=/img/root.img,size=67108864',
+      '-device', 'virtio-pmem-pci,memdev=mem1,id=vpmem1',
+    ]);
+  });
+  it('read-only: readonly=on on the backend, no unarmed (an NVDIMM property)', () => {
+    const args = nvdimmArgs({ imagePath: '/i', imageSizeBytes: 64 * MiB, readOnly: true, device: 'virtio-pmem' });
+    expect(args[5]).toBe('memory-backend-file,id=mem1,share=on,mem-path=/i,size=67108864,readonly=on');
+    expect(args[7]).toBe('virtio-pmem-pci,memdev=mem1,id=vpmem1');
+  });
+});
+
+describe('rootCmdline with an init', () => {
+  it('erofs is always ro', () => {
+    expect(rootCmdline('erofs')).toBe('root=/dev/pmem0 rootfstype=erofs rootflags=dax ro');
+  });
+  it('init= and the words after --, quoted where they hold whitespace or are empty', () => {
+    expect(rootCmdline('ext4', false, { path: '/.mkimage/init' })).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/.mkimage/init');
+    expect(rootCmdline('ext4', false, { path: '/.mkimage/init', args: ['app', 'one two', '', 'k=v w', "it's", 'tab\there'] })).toBe(
+      `root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/.mkimage/init -- app "one two" "" "k=v w" it's "tab\there"`,
+    );
+    expect(rootCmdline('xfs', true, { path: '/bin/my app', args: [] })).toBe('root=/dev/pmem0 rootfstype=xfs rootflags=dax ro init="/bin/my app"');
+  });
+  it('refuses what the kernel command line cannot carry: a double quote, a newline, a relative init, too many words, too long', () => {
+    expect(() => kernelWord('say "hi"')).toThrow(/double quote or a control character/);
+    expect(() => rootCmdline('ext4', false, { path: '/i', args: ['a\nb'] })).toThrow(UsageError);
+    expect(() => rootCmdline('ext4', false, { path: 'bin/app' })).toThrow(/absolute path/);
+    const args31 = Array.from({ length: KERNEL_MAX_INIT_ARGS - 1 }, (_, i) => `a${i}`);
+    expect(rootCmdline('ext4', false, { path: '/i', args: args31 })).toContain('-- a0 a1');
+    expect(() => rootCmdline('ext4', false, { path: '/i', args: [...args31, 'one more'] })).toThrow(/at most 31 arguments; 32 were given/);
+    expect(() => rootCmdline('ext4', false, { path: '/i', args: ['x'.repeat(2000)] })).toThrow(/at most 2047/);
   });
 });
