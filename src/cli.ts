@@ -14,6 +14,7 @@ import { register as registerCreate } from './cli/create.js';
 import { register as registerInspect } from './cli/inspect.js';
 import { register as registerLayers } from './cli/layers.js';
 import { register as registerQemu } from './cli/qemu.js';
+import { register as registerResize } from './cli/resize.js';
 import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
 
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
   registerQemu(program, ctx);
   registerZfs(program, ctx);
   registerLayers(program, ctx);
+  registerResize(program, ctx);
 
   try {
     await program.parseAsync(argv);

@@ -453,6 +453,15 @@ export function zpoolExportArgs(pool: string, force = false): string[] {
   return ['export', ...(force ? ['-f'] : []), pool];
 }
 
+/**
+ * `zpool online -e POOL VDEV`: use all of a vdev's device after it grew. OpenZFS needs it (or
+ * autoexpand=on and a reopen); zfs-fuse 0.7 already takes the whole device when it imports the
+ * pool and accepts the command all the same (checked: exit 0, size unchanged).
+ */
+export function zpoolOnlineExpandArgs(pool: string, vdev: string): string[] {
+  return ['online', '-e', pool, vdev];
+}
+
 export function zpoolDestroyArgs(pool: string): string[] {
   return ['destroy', '-f', pool];
 }
