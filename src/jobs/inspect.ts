@@ -11,7 +11,7 @@ import { GPT_ENTRY_BYTES, checkGptHeader, decodeGptEntries, decodeGptHeader, des
 import { MBR_BYTES, MBR_TYPE_GPT_PROTECTIVE, checkMbr, decodeMbr } from '../layout/mbr.js';
 import { PAGE_SIZE, PFN_MODE_PMEM, PFN_SB_BYTES, checkPfnInfo, decodePfnInfo, effectivePfn } from '../layout/pfn.js';
 import { PFN_INFO_OFFSET_BYTES, SECTOR_BYTES } from '../layout/units.js';
-import { bytesToUuid } from '../layout/uuid.js';
+import { bytesToGuid, bytesToUuid } from '../layout/uuid.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 
 /** The bytes read from the start: MBR, GPT header, PFN block, GPT entries at LBA 16..47. */
@@ -153,7 +153,7 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
     const backup = decodeGptHeader(await readAt(path, backupLba * SECTOR_BYTES, SECTOR_BYTES));
     problems.push(...checkGptHeader(backup, undefined, backupLba + 1, backupLba).map((p) => ({ field: `gptBackup.${p.field}`, message: p.message })));
     if (header.alternateLba > BigInt(totalSectors - 1)) described.push({ what: 'the GPT', sizeBytes: Number(header.alternateLba + 1n) * SECTOR_BYTES });
-    report.table.diskGuid = bytesToUuid(header.diskGuid);
+    report.table.diskGuid = bytesToGuid(header.diskGuid); // mixed-endian, as sfdisk shows the label-id
     if (entries) {
       decodeGptEntries(entries, header.numberOfPartitionEntries, header.sizeOfPartitionEntry).forEach((e) => {
         const d = describeGptEntry(e);
