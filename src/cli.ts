@@ -15,6 +15,7 @@ import { register as registerInspect } from './cli/inspect.js';
 import { register as registerLayers } from './cli/layers.js';
 import { register as registerQemu } from './cli/qemu.js';
 import { register as registerResize } from './cli/resize.js';
+import { register as registerSnapshots } from './cli/snapshots.js';
 import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
 
@@ -56,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   registerZfs(program, ctx);
   registerLayers(program, ctx);
   registerResize(program, ctx);
+  registerSnapshots(program, ctx);
 
   try {
     await program.parseAsync(argv);

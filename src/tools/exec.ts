@@ -58,6 +58,14 @@ export interface RunOptions {
    * description: `flock 3` in the child locks it for this process; see tools/flock.ts).
    */
   fd3?: number;
+  /**
+   * The child's stdin: an open descriptor of this process (a file: the child reads it directly)
+   * or a readable stream piped in (stdin that must be peeked at first). Nothing is buffered here:
+   * a stream of any size passes through. Excludes `input`.
+   */
+  stdin?: number | NodeJS.ReadableStream;
+  /** The child's stdout: an open descriptor it writes to directly (RunResult.stdout is then ''). */
+  stdout?: number;
 }
 
 export interface RunResult {
@@ -96,7 +104,12 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
     const child = spawn(file, args, {
       cwd: options.cwd,
       env: options.env ? { ...process.env, ...options.env } : process.env,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(options.fd3 === undefined ? [] : [options.fd3])],
+      stdio: [
+        typeof options.stdin === 'number' ? options.stdin : options.input === undefined && options.stdin === undefined ? 'ignore' : 'pipe',
+        options.stdout ?? 'pipe',
+        'pipe',
+        ...(options.fd3 === undefined ? [] : [options.fd3]),
+      ],
       shell: false,
     });
     const out: Buffer[] = [];
@@ -128,6 +141,15 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
     if (options.input !== undefined && child.stdin) {
       child.stdin.on('error', () => undefined); // EPIPE when the program exits without reading
       child.stdin.end(options.input);
+    } else if (options.stdin !== undefined && typeof options.stdin !== 'number' && child.stdin) {
+      const source = options.stdin;
+      child.stdin.on('error', () => undefined); // the program exited without reading it all
+      source.on('error', (e: Error) => {
+        spawnError ??= Object.assign(e, { code: (e as NodeJS.ErrnoException).code ?? 'EIO' });
+        child.stdin?.destroy();
+        kill();
+      });
+      source.pipe(child.stdin);
     }
     child.on('close', (exitCode, signal) => {
       if (timer) clearTimeout(timer);
