@@ -29,6 +29,7 @@ import { PoolError, UsageError, type ToolFailedError } from '../errors.js';
 import { MAX_STREAM_PAYLOAD_BYTES, STREAM_HEAD_BYTES, decodeStreamBegin, withStreamPayload, type StreamBegin } from '../layout/zfs-stream.js';
 import {
   checkDatasetPath,
+  retryBusy,
   checkSnapshotName,
   zfsCreateArgs,
   zfsDestroyArgs,
@@ -296,7 +297,8 @@ export async function receiveImage(image: string, dataset: string | undefined, i
             if (await datasetExists(c, temp)) await c.zfs(zfsDestroyArgs(temp));
           });
           await receive(zfs, zfsReceiveArgs(temp), stdin, input);
-          await zfs.zfs(zfsRenameArgs(temp, target));
+          // zfs-fuse holds a dataset it just received and mounted for a moment: "dataset is busy".
+          await retryBusy(() => zfs.zfs(zfsRenameArgs(temp, target)));
         } else {
           if (!exists) {
             throw new UsageError(`the stream is incremental (from @${begin.fromSnap ?? '?'}): ${image} has no dataset ${target} to apply it to (receive the full stream first)`, { target });
