@@ -63,6 +63,13 @@ export function formatImport(r: ImportResult): string {
   return lines.join('\n');
 }
 
+/** The warning for extended attributes a pool could not hold: every file named (--json: the count and the list). */
+export function xattrWarning(r: Pick<ImportResult, 'xattrsDropped' | 'xattrsDroppedFiles'>): string | undefined {
+  if (!r.xattrsDropped) return undefined;
+  const files = r.xattrsDroppedFiles.map((f) => `  ${f.path}: ${f.names.join(', ')} (layer ${short(f.layer)})`);
+  return [`mkimage: warning: ${r.xattrsDropped} extended attribute${r.xattrsDropped === 1 ? '' : 's'} dropped: this pool's ZFS (zfs-fuse) holds none; OpenZFS would keep them. Files:`, ...files].join('\n');
+}
+
 export function formatLayers(layers: readonly LayerInfo[]): string {
   const rows = [['LAYER', 'PARENT', 'USED', 'REFERENCES', 'RUNTIMES']];
   for (const l of layers) rows.push([short(l.digest), l.parent ? short(l.parent) : '-', formatSize(l.usedBytes), l.refs.join(',') || '-', l.runtimes.join(',') || '-']);
@@ -84,6 +91,8 @@ export function register(program: Command, ctx: CliContext): void {
     const { importLayers } = await import('../jobs/layers.js');
     const r = await importLayers(image, sources, { ...jobOptions(flags, ctx), onEvent: importProgress(flags) });
     printResult(flags, r, () => formatImport(r));
+    const warning = xattrWarning(r);
+    if (warning && !flags.quiet) process.stderr.write(`${warning}\n`);
   });
 
   common(layers.command('list').description('the layers: digest, parent, space used, image references, runtimes').argument('<image>', 'image file')).action(
@@ -216,7 +225,10 @@ export async function importAfterCreate(image: string, sources: readonly string[
   if (!sources.length) return undefined;
   const { importLayers } = await import('../jobs/layers.js');
   try {
-    return await importLayers(image, sources, { signal: ctx.signal, mount: flags.mount, onEvent: importProgress(flags) });
+    const r = await importLayers(image, sources, { signal: ctx.signal, mount: flags.mount, onEvent: importProgress(flags) });
+    const warning = xattrWarning(r);
+    if (warning && !flags.quiet) process.stderr.write(`${warning}\n`);
+    return r;
   } catch (e) {
     const { destroyImage } = await import('../jobs/attach.js');
     await destroyImage(image, { yes: true }).catch(() => undefined);

@@ -90,6 +90,9 @@ export interface ImportResult {
   extracted: number;
   present: number;
   bytes: number;
+  /** Extended attributes the pool could not hold (zfs-fuse), and the files that lost them. */
+  xattrsDropped: number;
+  xattrsDroppedFiles: { layer: string; path: string; names: string[] }[];
 }
 
 /**
@@ -110,6 +113,8 @@ export async function importLayers(image: string, sources: readonly string[], o:
         extracted: all.filter((l) => l.status === 'extracted').length,
         present: all.filter((l) => l.status === 'present').length,
         bytes: all.reduce((n, l) => n + l.bytes, 0),
+        xattrsDropped: all.reduce((n, l) => n + (l.stats?.xattrsDropped ?? 0), 0),
+        xattrsDroppedFiles: all.flatMap((l) => (l.stats?.xattrsDroppedFiles ?? []).map((f) => ({ layer: l.digest, ...f }))),
       };
     },
     { ensure: true },

@@ -383,7 +383,9 @@ export class LayerStore {
       let stats: ApplyStats;
       let digests;
       try {
-        stats = await applyLayer(stream.tar, dir, { signal, isRoot: this.options.isRoot });
+        // zfs-fuse datasets hold no extended attributes (REFERENCE.md 9): they are dropped, counted
+        // and named; OpenZFS applies them.
+        stats = await applyLayer(stream.tar, dir, { signal, isRoot: this.options.isRoot, xattrs: this.zfs.flavour.kind === 'zfs-fuse' ? 'drop' : 'apply' });
         digests = await stream.finish();
       } catch (e) {
         await stream.close();
