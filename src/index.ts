@@ -9,6 +9,9 @@ export * from './layout/plan.js';
 export * from './layout/header.js';
 export * from './layout/fs-magic.js';
 export { createImage, planCreate, type CreateOptions, type CreateResult } from './jobs/create.js';
+export { resizeImage, planResize, idsOf, type ResizeOptions, type ResizeResult, type ResizeRequest, type ResizePlan } from './jobs/resize.js';
+export { snapshotImage, listSnapshots, sendImage, receiveImage, type SnapshotInfo, type SendResult, type ReceiveResult } from './jobs/snapshots.js';
+export { decodeStreamBegin, type StreamBegin } from './layout/zfs-stream.js';
 export { inspectImage, readImageHeader, type ImageReport, type ImagePartition, type PfnReport } from './jobs/inspect.js';
 export { run, formatCommand, type RunOptions, type RunResult, type Runner } from './tools/exec.js';
 export { qemuArgs, type QemuArgsOptions, type QemuArgsResult } from './jobs/qemu-args.js';
@@ -70,10 +73,12 @@ export {
   createRuntime,
   commitRuntime,
   removeRuntime,
+  removeLayer,
+  pruneLayers,
   type ImportResult,
   type LayerJobOptions,
 } from './jobs/layers.js';
-export { applyLayer, type ApplyOptions, type ApplyStats } from './layers/apply.js';
+export { applyLayer, applyEntries, type ApplyOptions, type ApplyStats, type DroppedXattrs } from './layers/apply.js';
 export { diffTrees, type Change, type ChangeKind, type DiffOptions } from './layers/diff.js';
 export { packageLayer, type PackageOptions, type PackageResult } from './layers/package.js';
 export { readSources, openLayer } from './layers/source.js';
