@@ -15,6 +15,8 @@ import { register as registerCreate } from './cli/create.js';
 import { register as registerInspect } from './cli/inspect.js';
 import { register as registerLayers } from './cli/layers.js';
 import { register as registerQemu } from './cli/qemu.js';
+import { register as registerResize } from './cli/resize.js';
+import { register as registerSnapshots } from './cli/snapshots.js';
 import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
 
@@ -103,6 +105,8 @@ export async function main(argv: string[]): Promise<number> {
   registerQemu(program, ctx);
   registerZfs(program, ctx);
   registerLayers(program, ctx);
+  registerResize(program, ctx);
+  registerSnapshots(program, ctx);
 
   // Until a command's action runs, --json anywhere before `--` decides (usage errors included).
   ctx.out = { json: wantsJson(args), verbose: args.includes('--verbose') || args.includes('-v') };

@@ -14,6 +14,7 @@ interface CreateFlags extends ZfsCreateFlags {
   memmap: (typeof MEMMAP_MODES)[number];
   table: (typeof TABLE_TYPES)[number];
   align?: string;
+  maxSize?: string;
   label?: string;
   uuid?: string;
   seed?: string;
@@ -43,6 +44,7 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(new Option('--memmap <where>', "where the guest keeps struct pages: ram, or pmem (on the device: larger data offset)").choices(MEMMAP_MODES).default('ram'))
     .addOption(new Option('--table <type>', 'partition table: mbr, or gpt (needed above 2 TiB)').choices(TABLE_TYPES).default('mbr'))
     .option('--align <size>', 'round the image size up to this (default 2M; 128M suits memory hot-plug)')
+    .option('--max-size <size>', '--memmap pmem: reserve a data offset large enough to resize the image up to this size later')
     .option('--label <label>', 'filesystem label (ext4: 16 bytes, xfs: 12) and GPT partition name')
     .option('--uuid <uuid>', 'uuid of the PFN info block and the filesystem')
     .option('--seed <string>', 'derive every uuid and signature from this string, any string (with SOURCE_DATE_EPOCH: byte-identical builds)')
@@ -63,6 +65,7 @@ export function register(program: Command, ctx: CliContext): void {
         memmap: flags.memmap,
         table: flags.table,
         alignBytes,
+        maxSizeBytes: flags.maxSize === undefined ? undefined : parseSize(flags.maxSize, '--max-size'),
         label: flags.label,
         uuid: flags.uuid,
         seed: flags.seed,

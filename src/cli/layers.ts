@@ -6,7 +6,8 @@
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import { TargetExistsError, UsageError } from '../errors.js';
-import { formatSize } from '../layout/units.js';
+import { formatSize, parseSize } from '../layout/units.js';
+import { parseWait } from './resize.js';
 import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
 import { collect, printResult, type CliContext, type OutputOptions } from './context.js';
@@ -62,6 +63,13 @@ export function formatImport(r: ImportResult): string {
   return lines.join('\n');
 }
 
+/** The warning for extended attributes a pool could not hold: every file named (--json: the count and the list). */
+export function xattrWarning(r: Pick<ImportResult, 'xattrsDropped' | 'xattrsDroppedFiles'>): string | undefined {
+  if (!r.xattrsDropped) return undefined;
+  const files = r.xattrsDroppedFiles.map((f) => `  ${f.path}: ${f.names.join(', ')} (layer ${short(f.layer)})`);
+  return [`mkimage: warning: ${r.xattrsDropped} extended attribute${r.xattrsDropped === 1 ? '' : 's'} dropped: this pool's ZFS (zfs-fuse) holds none; OpenZFS would keep them. Files:`, ...files].join('\n');
+}
+
 /**
  * The layer table. When a digest is stored twice (the same diff_id on two parents: the second
  * dataset is named by its chain id), a STORED AS column names each dataset and PARENT names the
@@ -94,6 +102,8 @@ export function register(program: Command, ctx: CliContext): void {
     const { importLayers } = await import('../jobs/layers.js');
     const r = await importLayers(image, sources, { ...jobOptions(flags, ctx), onEvent: importProgress(flags) });
     printResult(flags, r, () => formatImport(r));
+    const warning = xattrWarning(r);
+    if (warning && !flags.quiet) process.stderr.write(`${warning}\n`);
   });
 
   common(layers.command('list').description('the layers: digest, parent, space used, image references, runtimes').argument('<image>', 'image file')).action(
@@ -126,6 +136,41 @@ export function register(program: Command, ctx: CliContext): void {
     if (!toStdout) printResult(flags, result, () => `${flags.output}: layer ${short(layer.digest)} on ${layer.parent ? short(layer.parent) : '-'}: ${r.entries} entries (${r.whiteouts} whiteouts), ${formatSize(r.bytes)}, sha256 ${r.digest}`);
   });
 
+  common(
+    layers
+      .command('rm')
+      .description('remove a layer; refused while layers are built on it or runtimes were cloned from it')
+      .argument('<image>', 'image file')
+      .argument('<digest>', 'layer digest (or a unique prefix of 6+ hex digits)')
+      .option('--wait <seconds>', 'wait this long for another mkimage command using the image (default 60)'),
+  ).action(async (image: string, digest: string, flags: Out & { wait?: string }) => {
+    ctx.out = flags;
+    const { removeLayer } = await import('../jobs/layers.js');
+    const r = await removeLayer(image, digest, { ...jobOptions(flags, ctx), waitSeconds: parseWait(flags.wait) });
+    printResult(flags, { layer: r.layer.digest, dataset: r.layer.dataset, droppedRefs: r.droppedRefs, attachedByJob: r.attachedByJob }, () =>
+      `layer ${short(r.layer.digest)}: ${r.layer.dataset} destroyed${r.droppedRefs.length ? `; image references gone with it: ${r.droppedRefs.join(', ')}` : ''}`,
+    );
+  });
+
+  common(
+    layers
+      .command('prune')
+      .description('remove the layers no image reference or runtime uses, and what killed imports or commits left')
+      .argument('<image>', 'image file')
+      .option('-n, --dry-run', 'only list what would be removed')
+      .option('--wait <seconds>', 'wait this long for another mkimage command using the image (default 60)'),
+  ).action(async (image: string, flags: Out & { dryRun?: boolean; wait?: string }) => {
+    ctx.out = flags;
+    const { pruneLayers } = await import('../jobs/layers.js');
+    const r = await pruneLayers(image, { ...jobOptions(flags, ctx), dryRun: flags.dryRun, waitSeconds: parseWait(flags.wait) });
+    const result = { dryRun: r.dryRun, layers: r.layers.map((l) => ({ digest: l.digest, dataset: l.dataset, usedBytes: l.usedBytes })), leftovers: r.leftovers, attachedByJob: r.attachedByJob };
+    printResult(flags, result, () => {
+      const verb = r.dryRun ? 'would remove' : 'removed';
+      if (!r.layers.length && !r.leftovers.length) return 'nothing to prune';
+      return [...r.layers.map((l) => `${verb} layer ${short(l.digest)} (${formatSize(l.usedBytes)})`), ...r.leftovers.map((x) => `removed leftover ${x}`)].join('\n');
+    });
+  });
+
   const runtime = program.command('runtime').description('container roots in a ZFS image: writable clones of a layer (calldown: <pool>/runtime/<id>)');
 
   common(
@@ -134,12 +179,14 @@ export function register(program: Command, ctx: CliContext): void {
       .description('clone a layer into <pool>/runtime/<id>')
       .argument('<image>', 'image file')
       .requiredOption('--layer <digest>', 'the layer to start from (digest, unique prefix, or "empty")')
-      .requiredOption('--name <id>', 'the runtime id'),
-  ).action(async (image: string, flags: Out & { layer: string; name: string }) => {
+      .requiredOption('--name <id>', 'the runtime id')
+      .option('--quota <size>', 'the most the container may write (ZFS quota on its clone; K/M/G/T)'),
+  ).action(async (image: string, flags: Out & { layer: string; name: string; quota?: string }) => {
+    const quotaBytes = flags.quota === undefined ? undefined : parseSize(flags.quota, '--quota');
     const { createRuntime } = await import('../jobs/layers.js');
-    const r = await createRuntime(image, flags.layer, flags.name, jobOptions(flags, ctx));
+    const r = await createRuntime(image, flags.layer, flags.name, { ...jobOptions(flags, ctx), quotaBytes });
     printResult(flags, r, () =>
-      `runtime ${r.id}: ${r.dataset} from layer ${short(r.layer)}${r.attachedByJob ? ` (the image is detached again: mkimage attach ${image} to work in it)` : r.mountpoint ? `, mounted at ${r.mountpoint}` : ''}`,
+      `runtime ${r.id}: ${r.dataset} from layer ${short(r.layer)}${r.quotaBytes !== undefined ? `, quota ${formatSize(r.quotaBytes)}` : ''}${r.attachedByJob ? ` (the image is detached again: mkimage attach ${image} to work in it)` : r.mountpoint ? `, mounted at ${r.mountpoint}` : ''}`,
     );
   });
 

@@ -25,7 +25,8 @@ import {
 import { buildHeader, type HeaderIds } from '../layout/header.js';
 import { formatDiskSignature } from '../layout/mbr.js';
 import { FS_TYPES, minimumImageBytes, planLayout, type FsType, type LayoutPlan, type Memmap, type TableType } from '../layout/plan.js';
-import { DAX_ALIGN_BYTES, MiB, alignDown, formatSize } from '../layout/units.js';
+import { pmemDataOffBytes } from '../layout/pfn.js';
+import { DAX_ALIGN_BYTES, MiB, alignDown, alignUp, formatSize } from '../layout/units.js';
 import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
 import { TOOL_PACKAGES, hasTool } from '../tools/exec.js';
 import { fallocate } from '../tools/fallocate.js';
@@ -50,6 +51,11 @@ export interface CreateOptions {
   table?: TableType;
   /** Image size alignment (default 2 MiB; kata uses 128 MiB). */
   alignBytes?: number;
+  /**
+   * --memmap pmem: the size the image may later grow to (resize): the data offset is made large
+   * enough for that size's struct pages, so the partition never has to move.
+   */
+  maxSizeBytes?: number;
   label?: string;
   /** The uuid of the PFN block and of the filesystem. */
   uuid?: string;
@@ -156,7 +162,18 @@ export async function planCreate(o: CreateOptions): Promise<LayoutPlan> {
   } else {
     sizeBytes = o.size;
   }
-  return planLayout({ sizeBytes, fs: fsType, memmap: o.memmap, table: o.table, imageAlignBytes: o.alignBytes });
+  let dataOffBytes: number | undefined;
+  if (o.maxSizeBytes !== undefined) {
+    if (o.memmap !== 'pmem') {
+      throw new UsageError('--max-size only applies to --memmap pmem (a RAM-mode image grows to any size with mkimage resize)', { maxSizeBytes: o.maxSizeBytes });
+    }
+    const max = alignUp(o.maxSizeBytes, o.alignBytes ?? DAX_ALIGN_BYTES);
+    if (!Number.isSafeInteger(max) || max < sizeBytes) {
+      throw new UsageError(`--max-size ${o.maxSizeBytes} is smaller than the image's ${sizeBytes} bytes`, { maxSizeBytes: o.maxSizeBytes, sizeBytes });
+    }
+    dataOffBytes = Math.max(DAX_ALIGN_BYTES, pmemDataOffBytes(max, DAX_ALIGN_BYTES));
+  }
+  return planLayout({ sizeBytes, fs: fsType, memmap: o.memmap, table: o.table, imageAlignBytes: o.alignBytes, dataOffBytes });
 }
 
 /**

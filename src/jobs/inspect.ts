@@ -9,7 +9,7 @@ import { readAt } from '../file/image-file.js';
 import { FS_MAGIC_PROBE_BYTES, detectFs, type DetectedFs } from '../layout/fs-magic.js';
 import { GPT_ENTRY_BYTES, checkGptHeader, decodeGptEntries, decodeGptHeader, describeGptEntry } from '../layout/gpt.js';
 import { MBR_BYTES, MBR_TYPE_GPT_PROTECTIVE, checkMbr, decodeMbr, formatDiskSignature } from '../layout/mbr.js';
-import { PFN_MODE_PMEM, PFN_SB_BYTES, checkPfnInfo, decodePfnInfo, effectivePfn } from '../layout/pfn.js';
+import { PAGE_SIZE, PFN_MODE_PMEM, PFN_SB_BYTES, checkPfnInfo, decodePfnInfo, effectivePfn } from '../layout/pfn.js';
 import { PFN_INFO_OFFSET_BYTES, SECTOR_BYTES } from '../layout/units.js';
 import { bytesToGuid, bytesToUuid } from '../layout/uuid.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
@@ -58,6 +58,11 @@ export interface ImageReport {
   partition?: ImagePartition;
   pfn?: PfnReport;
   filesystem?: DetectedFs | ({ type: 'zfs' } & DetectedZfsLabel);
+  /**
+   * The image size the headers describe (partition table and PFN block), when they agree with
+   * each other; a file of another size was grown or cut without them (problem `size`).
+   */
+  describedSizeBytes?: number;
   /** Every rule that fails, with the field that fails it. Empty = a guest gets fsdax /dev/pmem0. */
   problems: Problem[];
   /** No problem at all: host tools and a guest kernel both accept the image. */
@@ -122,6 +127,8 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
     guest: { accepts: false, namespaceMode: 'none' },
   };
   const totalSectors = Math.floor(sizeBytes / SECTOR_BYTES);
+  /** Image sizes the headers imply, when they imply one other than the file's. */
+  const described: { what: string; sizeBytes: number }[] = [];
 
   // Partition table.
   const mbr = decodeMbr(head.subarray(0, MBR_BYTES));
@@ -139,8 +146,13 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
       entries = arrayOffset + arrayBytes <= head.length ? head.subarray(arrayOffset, arrayOffset + arrayBytes) : await readAt(path, arrayOffset, arrayBytes);
     }
     problems.push(...checkGptHeader(header, entries, totalSectors, 1).map((p) => ({ field: `gpt.${p.field}`, message: p.message })));
-    const backup = decodeGptHeader(await readAt(path, (totalSectors - 1) * SECTOR_BYTES, SECTOR_BYTES));
-    problems.push(...checkGptHeader(backup, undefined, totalSectors, totalSectors - 1).map((p) => ({ field: `gptBackup.${p.field}`, message: p.message })));
+    // The backup where the primary says it is: at the end of a file that was grown without a
+    // resize, that is the old end (and the size check below says what to run).
+    const backupLba = header.signature.toString('latin1') === 'EFI PART' && header.alternateLba > 1n && header.alternateLba < BigInt(totalSectors - 1) ? Number(header.alternateLba) : totalSectors - 1;
+    if (backupLba !== totalSectors - 1) described.push({ what: 'the GPT', sizeBytes: (backupLba + 1) * SECTOR_BYTES });
+    const backup = decodeGptHeader(await readAt(path, backupLba * SECTOR_BYTES, SECTOR_BYTES));
+    problems.push(...checkGptHeader(backup, undefined, backupLba + 1, backupLba).map((p) => ({ field: `gptBackup.${p.field}`, message: p.message })));
+    if (header.alternateLba > BigInt(totalSectors - 1)) described.push({ what: 'the GPT', sizeBytes: Number(header.alternateLba + 1n) * SECTOR_BYTES });
     // GPT GUIDs are mixed-endian (UEFI 2.10 appendix A), unlike the PFN block's and ext4's uuids.
     report.table.diskGuid = bytesToGuid(header.diskGuid).toLowerCase();
     if (entries) {
@@ -196,6 +208,30 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
     }
   } else {
     report.partition = report.partitions[0];
+  }
+
+  // The file's size against what the headers describe: a file grown with truncate (or a resize
+  // interrupted before its headers were written) keeps a partition and a PFN block of the old size.
+  const sb = decodePfnInfo(pfnBuf);
+  if (accepts && sb.npfns > 0n) {
+    const pfnEnd = Number(sb.dataOff) + Number(sb.npfns) * PAGE_SIZE + effectivePfn(sb).endTrunc;
+    if (pfnEnd !== sizeBytes) described.push({ what: 'the PFN block', sizeBytes: pfnEnd });
+  }
+  // The host's partition must be the guest's /dev/pmem0 (the PFN block cuts only end_trunc).
+  if (report.partition && accepts && report.table.type === 'mbr' && report.partition.sizeBytes !== report.guest.pmemSizeBytes) {
+    described.push({ what: 'the MBR', sizeBytes: report.partition.offsetBytes + report.partition.sizeBytes + effectivePfn(sb).endTrunc });
+  }
+  if (described.length) {
+    const sizes = [...new Set(described.map((d) => d.sizeBytes))];
+    const whats = [...new Set(described.map((d) => d.what))].join(' and ');
+    const quoted = /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+    if (sizes.length === 1) report.describedSizeBytes = sizes[0];
+    const d = sizes.length === 1 ? sizes[0]! : Math.max(...sizes);
+    problems.push(
+      d < sizeBytes
+        ? { field: 'size', message: `the file is ${sizeBytes} bytes but ${whats} describe${whats.includes(' and ') ? '' : 's'} an image of ${sizes.join(' / ')} bytes (grown without rewriting its headers, or a resize was interrupted): run mkimage resize ${quoted} --size ${sizeBytes}` }
+        : { field: 'size', message: `the file is ${sizeBytes} bytes, shorter than the ${d} bytes ${whats} describe${whats.includes(' and ') ? '' : 's'}: it was cut short and what lay past ${sizeBytes} is gone (restore it from a copy, or run mkimage resize ${quoted} --size ${d} to give it back its length, the lost bytes as zeros)` },
+    );
   }
 
   // What lives in the partition (bounded reads).

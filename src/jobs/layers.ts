@@ -9,12 +9,15 @@
  *   createRuntime  mkimage runtime create IMAGE --layer DIGEST --name ID
  *   commitRuntime  mkimage runtime commit IMAGE ID
  *   removeRuntime  mkimage runtime rm IMAGE ID
+ *   removeLayer    mkimage layers rm IMAGE DIGEST
+ *   pruneLayers    mkimage layers prune IMAGE
  */
 import { promises as fs } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { removeEmptyTree } from '../file/empty-dirs.js';
 import { MkimageError } from '../errors.js';
+import { withImageLock } from '../guard/lock.js';
 import { attachImage, detachImage, type AttachedImage } from './attach.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { Zfs, checkDatasetPath, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
@@ -35,6 +38,8 @@ export interface LayerJobOptions {
   runtimeDir?: string;
   /** Set owners and create devices while applying layers (default: running as root). */
   isRoot?: boolean;
+  /** Seconds to wait for another mkimage command on the image (layers rm/prune; default 60). */
+  waitSeconds?: number;
 }
 
 export interface JobContext {
@@ -105,6 +110,9 @@ export interface ImportResult {
   extracted: number;
   present: number;
   bytes: number;
+  /** Extended attributes the pool could not hold (zfs-fuse), and the files that lost them. */
+  xattrsDropped: number;
+  xattrsDroppedFiles: { layer: string; path: string; names: string[] }[];
 }
 
 /**
@@ -125,6 +133,8 @@ export async function importLayers(image: string, sources: readonly string[], o:
         extracted: all.filter((l) => l.status === 'extracted').length,
         present: all.filter((l) => l.status === 'present').length,
         bytes: all.reduce((n, l) => n + l.bytes, 0),
+        xattrsDropped: all.reduce((n, l) => n + (l.stats?.xattrsDropped ?? 0), 0),
+        xattrsDroppedFiles: all.flatMap((l) => (l.stats?.xattrsDroppedFiles ?? []).map((f) => ({ layer: l.digest, ...f }))),
       };
     },
     { ensure: true },
@@ -139,8 +149,8 @@ export async function exportLayer(image: string, digest: string, out: string | W
   return withLayerStore(image, o, (store) => store.exportLayer(digest, out));
 }
 
-export async function createRuntime(image: string, layer: string, id: string, o: LayerJobOptions = {}): Promise<RuntimeInfo & JobContext> {
-  return withLayerStore(image, o, (store) => store.createRuntime(layer, id), { ensure: true });
+export async function createRuntime(image: string, layer: string, id: string, o: LayerJobOptions & { quotaBytes?: number } = {}): Promise<RuntimeInfo & { quotaBytes?: number } & JobContext> {
+  return withLayerStore(image, o, (store) => store.createRuntime(layer, id, { quotaBytes: o.quotaBytes }), { ensure: true });
 }
 
 export async function commitRuntime(image: string, id: string, o: LayerJobOptions & { remove?: boolean } = {}): Promise<CommitResult & JobContext> {
@@ -149,4 +159,17 @@ export async function commitRuntime(image: string, id: string, o: LayerJobOption
 
 export async function removeRuntime(image: string, id: string, o: LayerJobOptions = {}): Promise<{ dataset: string; removedSnapshot?: string } & JobContext> {
   return withLayerStore(image, o, (store) => store.removeRuntime(id), { ensure: true });
+}
+
+/** withLayerStore under the image's lock, for the housekeeping commands. */
+function lockedStore<T>(image: string, o: LayerJobOptions, command: string, body: (store: LayerStore) => Promise<T>): Promise<T & JobContext> {
+  return withImageLock(image, { waitSeconds: o.waitSeconds, command, signal: o.signal }, () => withLayerStore(image, o, body));
+}
+
+export async function removeLayer(image: string, digest: string, o: LayerJobOptions = {}): Promise<{ layer: LayerInfo; droppedRefs: string[] } & JobContext> {
+  return lockedStore(image, o, `mkimage layers rm ${image} ${digest}`, (store) => store.removeLayer(digest));
+}
+
+export async function pruneLayers(image: string, o: LayerJobOptions & { dryRun?: boolean } = {}): Promise<{ layers: LayerInfo[]; leftovers: string[]; dryRun: boolean } & JobContext> {
+  return lockedStore(image, o, `mkimage layers prune ${image}`, async (store) => ({ ...(await store.prune({ dryRun: o.dryRun })), dryRun: o.dryRun ?? false }));
 }

@@ -48,6 +48,18 @@ export interface ApplyOptions {
   runner?: Runner;
   /** Called after each entry with the bytes of file data written so far. */
   onProgress?: (p: { entries: number; bytes: number }) => void;
+  /**
+   * What to do with an entry's extended attributes (SCHILY.xattr.* records, `entry.xattrs`):
+   * 'apply' where the target holds them (OpenZFS, ext4), 'drop' where it holds none (zfs-fuse:
+   * listxattr is EOPNOTSUPP): each dropped one is counted and its file named in the stats.
+   */
+  xattrs?: 'apply' | 'drop';
+}
+
+/** A file whose extended attributes were not applied, and which. */
+export interface DroppedXattrs {
+  path: string;
+  names: string[];
 }
 
 export interface ApplyStats {
@@ -63,6 +75,9 @@ export interface ApplyStats {
   skipped: number;
   /** Bytes of file data written. */
   bytes: number;
+  /** Extended attributes not applied (ApplyOptions.xattrs 'drop'), and the files that had them. */
+  xattrsDropped: number;
+  xattrsDroppedFiles: DroppedXattrs[];
 }
 
 export type RefusalRule =
@@ -133,7 +148,7 @@ interface DirMeta {
 }
 
 class Applier {
-  readonly stats: ApplyStats = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, opaques: 0, skipped: 0, bytes: 0 };
+  readonly stats: ApplyStats = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, opaques: 0, skipped: 0, bytes: 0, xattrsDropped: 0, xattrsDroppedFiles: [] };
   /** Archive directory path -> its resolved components (every one a real directory). */
   private dirCache = new Map<string, string[]>();
   /** Resolved paths this layer wrote ('a/b'), and every ancestor of one. */
@@ -435,12 +450,30 @@ function wrapFsError(e: unknown, entry: Pick<TarEntry, 'path' | 'offset'>): Mkim
  * hostile or malformed entry (naming it and the rule), NoSpaceError when the disk fills.
  */
 export async function applyLayer(tar: AsyncIterable<Uint8Array>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
+  return applyEntries(readTar(decompress(tar)), rootDir, options);
+}
+
+/**
+ * The extended attributes an entry carries, by name (tar-read fills `xattrs` from SCHILY.xattr.*
+ * PAX records; a reader without them gives none).
+ */
+export function entryXattrs(entry: TarEntry): Record<string, Uint8Array | string> {
+  return (entry as TarEntry & { xattrs?: Record<string, Uint8Array | string> }).xattrs ?? {};
+}
+
+/** applyLayer on entries already read (tests; other readers). */
+export async function applyEntries(entries: AsyncIterable<TarEntry>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
   const root = await fs.realpath(resolve(rootDir));
   const rootStat = await fs.lstat(root);
   if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
   const applier = new Applier(root, options.isRoot ?? process.getuid?.() === 0, options.runner ?? run);
-  for await (const entry of readTar(decompress(tar))) {
+  for await (const entry of entries) {
     checkAborted(options.signal, 'layer extraction');
+    const names = Object.keys(entryXattrs(entry));
+    if (names.length && options.xattrs === 'drop') {
+      applier.stats.xattrsDropped += names.length;
+      applier.stats.xattrsDroppedFiles.push({ path: entry.path.replace(/^(\.\/)+/, ''), names: names.sort() });
+    }
     try {
       await applier.apply(entry);
     } catch (e) {

@@ -385,7 +385,9 @@ export class LayerStore {
       let stats: ApplyStats;
       let digests;
       try {
-        stats = await applyLayer(stream.tar, dir, { signal, isRoot: this.options.isRoot });
+        // zfs-fuse datasets hold no extended attributes (REFERENCE.md 9): they are dropped, counted
+        // and named; OpenZFS applies them.
+        stats = await applyLayer(stream.tar, dir, { signal, isRoot: this.options.isRoot, xattrs: this.zfs.flavour.kind === 'zfs-fuse' ? 'drop' : 'apply' });
         digests = await stream.finish();
       } catch (e) {
         await stream.close();
@@ -416,7 +418,12 @@ export class LayerStore {
       checkAborted(this.options.signal, 'layer import');
       // A plain tar does not say its diff_id: read it once to know whether it is here already,
       // unless nothing was ever built on this parent (then it cannot be, and one read is enough).
-      const diffId = blob.diffId ?? ((await this.hasChildLayers(parent)) ? (await layerDigests(blob)).diffId : undefined);
+      let verified = false;
+      const diffId =
+        blob.diffId ??
+        ((await this.hasChildLayers(parent))
+          ? (await layerDigests(blob).then((d) => ((verified = true), d))).diffId
+          : undefined);
       if (diffId === undefined) {
         onEvent?.({ kind: 'layer-start', image: label, index: blob.index, total, size: blob.size });
         const done = await this.extract(blob, parent, parentChain, undefined, (storedBytes, bytes) =>
@@ -432,6 +439,10 @@ export class LayerStore {
       const chain = chainId(parentChain, diffHex);
       onEvent?.({ kind: 'layer-start', image: label, index: blob.index, total, digest: diffHex, size: blob.size });
       const present = await this.findLayer(parent, diffHex, parentChain);
+      // A layer present already is not extracted again, but its blob is still read and checked
+      // against the manifest's digest and the config's diff_id: a corrupt blob is an error, never
+      // "present already".
+      if (present && !verified) await layerDigests(blob);
       if (present) {
         layers.push({ digest: diffHex, dataset: present, status: 'present', bytes: 0 });
         onEvent?.({ kind: 'layer-done', image: label, index: blob.index, total, digest: diffHex, status: 'present', bytes: 0 });
@@ -550,6 +561,74 @@ export class LayerStore {
     throw new UsageError(`layer ${ref} is ambiguous: it matches ${hits.map((h) => h.dataset.slice(this.storage.length + 1)).join(', ')} (a layer imported on two different parents is stored under its chain id: give that)`, { layer: ref, datasets: hits.map((h) => h.dataset) });
   }
 
+  /**
+   * Who depends on a layer: every dataset in the pool cloned from one of its snapshots (the
+   * layers built on it, runtimes, clones elsewhere). ZFS cannot destroy a snapshot with clones.
+   */
+  private async dependents(layerDataset: string): Promise<{ layers: string[]; runtimes: string[]; others: string[] }> {
+    const pool = this.root.split('/')[0]!;
+    const all = parseGet((await this.zfs.zfs(zfsGetArgs(['origin'], pool, true))).stdout);
+    const clones = [...all].filter(([n, p]) => !n.includes('@') && p.origin?.split('@')[0] === layerDataset).map(([n]) => n);
+    const isLayer = (n: string) => n.startsWith(`${this.storage}/`) && !n.slice(this.storage.length + 1).includes('/');
+    const isRuntime = (n: string) => n.startsWith(`${this.runtime}/`) && !n.slice(this.runtime.length + 1).includes('/');
+    return {
+      layers: clones.filter(isLayer),
+      runtimes: clones.filter(isRuntime).map((n) => n.slice(this.runtime.length + 1)),
+      others: clones.filter((n) => !isLayer(n) && !isRuntime(n)),
+    };
+  }
+
+  /**
+   * Removes one layer (its dataset and snapshots). Refused, naming them, while layers are built on
+   * it or runtimes (or other clones) were cloned from it; the base `empty` is never removed.
+   * Image references on it (or above it) are dropped with it and reported.
+   */
+  async removeLayer(ref: string): Promise<{ layer: LayerInfo; droppedRefs: string[] }> {
+    const layer = await this.resolveLayer(ref);
+    if (layer.dataset === this.empty) throw new UsageError('the base layer "empty" is every bottom layer\'s parent: it is never removed', { layer: ref });
+    const dep = await this.dependents(layer.dataset);
+    const uses = [
+      ...dep.layers.map((d) => `layer ${d.slice(this.storage.length + 1)}`),
+      ...dep.runtimes.map((r) => `runtime ${r}`),
+      ...dep.others.map((d) => `clone ${d}`),
+    ];
+    if (uses.length) {
+      throw new UsageError(
+        `layer ${layer.digest} is in use: ${uses.join(', ')} ${uses.length > 1 ? 'depend' : 'depends'} on it (remove ${dep.layers.length ? 'the layers above it' : ''}${dep.layers.length && dep.runtimes.length ? ' and ' : ''}${dep.runtimes.length ? 'the runtimes (mkimage runtime rm)' : ''}${!dep.layers.length && !dep.runtimes.length ? 'the clones' : ''} first); nothing was removed`,
+        { layer: layer.digest, layers: dep.layers, runtimes: dep.runtimes, clones: dep.others },
+      );
+    }
+    await this.destroy(layer.dataset, this.zfs);
+    return { layer, droppedRefs: layer.refs };
+  }
+
+  /**
+   * Removes what nothing uses: leftovers of killed imports and commits (temporary layers, commit
+   * snapshots nothing was cloned from), then, again and again, every layer that no image
+   * reference names (on it or on a layer above it), that no runtime or other clone was made from,
+   * and that no layer is built on. The base `empty` stays. `dryRun`: only say what would go.
+   */
+  async prune(options: { dryRun?: boolean } = {}): Promise<{ layers: LayerInfo[]; leftovers: string[] }> {
+    if (!this.present.has(this.storage)) return { layers: [], leftovers: [] };
+    const leftovers = options.dryRun ? [] : await this.removeStale();
+    const removed: LayerInfo[] = [];
+    const gone = new Set<string>();
+    for (;;) {
+      const layers = (await this.list()).filter((l) => !gone.has(l.dataset));
+      const pool = this.root.split('/')[0]!;
+      const all = parseGet((await this.zfs.zfs(zfsGetArgs(['origin'], pool, true))).stdout);
+      const used = new Set([...all].filter(([n, p]) => !n.includes('@') && !gone.has(n) && p.origin).map(([, p]) => p.origin!.split('@')[0]!));
+      const victims = layers.filter((l) => l.dataset !== this.empty && !l.refs.length && !l.runtimes.length && !used.has(l.dataset));
+      if (!victims.length) break;
+      for (const v of victims) {
+        if (!options.dryRun) await this.destroy(v.dataset, this.zfs);
+        gone.add(v.dataset);
+        removed.push(v);
+      }
+    }
+    return { layers: removed, leftovers };
+  }
+
   /** The layer as an OCI layer tar: its changes against its parent, whiteouts for deletions. */
   async exportLayer(ref: string, out: string | Writable): Promise<PackageResult & { layer: LayerInfo }> {
     const layer = await this.resolveLayer(ref);
@@ -561,15 +640,28 @@ export class LayerStore {
     return { ...r, layer };
   }
 
-  /** runtime/<id>: a writable clone of the layer's @extracted snapshot. */
-  async createRuntime(layerRef: string, id: string): Promise<RuntimeInfo> {
+  /**
+   * runtime/<id>: a writable clone of the layer's @extracted snapshot. `quotaBytes`: the most the
+   * container may write (ZFS `quota` on the clone: its own changes and snapshots; the layer's
+   * blocks it shares are not counted), set right after the clone (zfs-fuse's clone takes no -o);
+   * if setting it fails, the clone is destroyed again.
+   */
+  async createRuntime(layerRef: string, id: string, options: { quotaBytes?: number } = {}): Promise<RuntimeInfo & { quotaBytes?: number }> {
     checkRuntimeId(id);
+    if (options.quotaBytes !== undefined && (!Number.isSafeInteger(options.quotaBytes) || options.quotaBytes <= 0)) {
+      throw new UsageError(`--quota ${options.quotaBytes} must be a positive size`, { quotaBytes: options.quotaBytes });
+    }
     const layer = await this.resolveLayer(layerRef);
     const dataset = `${this.runtime}/${id}`;
     if (await this.propsOrUndefined(dataset)) throw new UsageError(`runtime ${id} exists already (${dataset}): remove it first (mkimage runtime rm)`, { id });
-    await this.zfs.zfs(zfsCloneArgs(`${layer.dataset}@${EXTRACTED}`, dataset));
-    const p = (await this.props(dataset))[0]!;
-    return { id, dataset, layer: layer.digest, mountpoint: p.mounted ? p.mountpoint : undefined, usedBytes: p.used };
+    return withUndo(this.options.signal, async (undo) => {
+      undo.push(`runtime ${dataset}`, () => this.destroy(dataset));
+      await this.zfs.zfs(zfsCloneArgs(`${layer.dataset}@${EXTRACTED}`, dataset));
+      if (options.quotaBytes !== undefined) await this.zfs.zfs(zfsSetArgs(dataset, 'quota', String(options.quotaBytes)));
+      const p = (await this.props(dataset))[0]!;
+      undo.commit();
+      return { id, dataset, layer: layer.digest, mountpoint: p.mounted ? p.mountpoint : undefined, usedBytes: p.used, quotaBytes: options.quotaBytes };
+    });
   }
 
   private async runtimeProps(id: string): Promise<DatasetProps> {

@@ -12,7 +12,7 @@
 import { UsageError } from '../errors.js';
 import { GPT_TYPE_LINUX, GPT_TYPE_ZFS } from './gpt.js';
 import { MBR_MAX_SECTORS, MBR_TYPE_LINUX, MBR_TYPE_ZFS } from './mbr.js';
-import { PFN_MODE_PMEM, PFN_MODE_RAM, pmemDataOffBytes } from './pfn.js';
+import { INFO_BLOCK_RESERVE_BYTES, PAGE_SIZE, PFN_MODE_PMEM, PFN_MODE_RAM, STRUCT_PAGE_SIZE, pmemDataOffBytes } from './pfn.js';
 import { DAX_ALIGN_BYTES, FS_BLOCK_BYTES, MiB, PFN_INFO_OFFSET_BYTES, SECTOR_BYTES, alignDown, alignUp, formatSize, isPowerOfTwo } from './units.js';
 
 export const FS_TYPES = ['none', 'ext4', 'xfs', 'zfs'] as const;
@@ -47,6 +47,12 @@ export interface PlanOptions {
   table?: TableType;
   /** Image size alignment: 2 MiB (kernel minimum) or more (kata uses 128 MiB for memory hot-plug). */
   imageAlignBytes?: number;
+  /**
+   * A data offset to keep rather than the one the size gives: an existing image's (resize keeps
+   * the partition where it is), or one sized for a larger image (create --max-size, so that a
+   * --memmap pmem image can grow). Refused when smaller than the size needs.
+   */
+  dataOffBytes?: number;
 }
 
 export interface PartitionPlan {
@@ -80,6 +86,15 @@ export interface LayoutPlan {
 
 function dataOffFor(sizeBytes: number, memmap: Memmap): number {
   return memmap === 'pmem' ? Math.max(DEFAULT_DATA_OFF_BYTES, pmemDataOffBytes(sizeBytes, DAX_ALIGN_BYTES)) : DEFAULT_DATA_OFF_BYTES;
+}
+
+/**
+ * The largest image a PMEM-mode data offset holds the struct pages of (pmemDataOffBytes inverted):
+ * the 8 KiB info block reserve, then 64 B per 4 KiB page. An image can grow up to this in place.
+ */
+export function pmemMaxSizeBytes(dataOffBytes: number): number {
+  const pages = Math.floor((dataOffBytes - INFO_BLOCK_RESERVE_BYTES) / STRUCT_PAGE_SIZE);
+  return alignDown(pages * PAGE_SIZE, DAX_ALIGN_BYTES);
 }
 
 /**
@@ -119,7 +134,17 @@ export function planLayout(o: PlanOptions): LayoutPlan {
       { requestedBytes: o.sizeBytes, minimumBytes: minimum },
     );
   }
-  const dataOffBytes = dataOffFor(sizeBytes, memmap);
+  const neededDataOff = dataOffFor(sizeBytes, memmap);
+  const dataOffBytes = o.dataOffBytes ?? neededDataOff;
+  if (dataOffBytes < neededDataOff) {
+    throw new UsageError(
+      `a data offset of ${formatSize(dataOffBytes)} is too small for a ${formatSize(sizeBytes)} image with --memmap pmem: its struct pages need ${formatSize(neededDataOff)} (at most ${formatSize(pmemMaxSizeBytes(dataOffBytes))} fits; an image made with --max-size reserves room to grow)`,
+      { sizeBytes, dataOffBytes, neededDataOffBytes: neededDataOff, maxSizeBytes: pmemMaxSizeBytes(dataOffBytes) },
+    );
+  }
+  if (!Number.isSafeInteger(dataOffBytes) || dataOffBytes % DAX_ALIGN_BYTES !== 0 || dataOffBytes + MIN_PARTITION_BYTES[o.fs] + tailBytes(table) > sizeBytes) {
+    throw new UsageError(`data offset ${dataOffBytes} must be a multiple of 2 MiB that leaves room for the partition in ${formatSize(sizeBytes)}`, { dataOffBytes, sizeBytes });
+  }
   const totalSectors = sizeBytes / SECTOR_BYTES;
   const startLba = dataOffBytes / SECTOR_BYTES;
   const endLba = totalSectors - 1 - tailBytes(table) / SECTOR_BYTES;

@@ -29,8 +29,10 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   sfdisk: 'fdisk',
   'mkfs.ext4': 'e2fsprogs',
   e2fsck: 'e2fsprogs',
+  resize2fs: 'e2fsprogs',
   'mkfs.xfs': 'xfsprogs',
   xfs_repair: 'xfsprogs',
+  xfs_growfs: 'xfsprogs',
   zpool: 'zfsutils-linux (OpenZFS) or zfs-fuse',
   zfs: 'zfsutils-linux (OpenZFS) or zfs-fuse',
   'zfs-fuse': 'zfs-fuse',
@@ -55,6 +57,14 @@ export interface RunOptions {
    * description: `flock 3` in the child locks it for this process; see tools/flock.ts).
    */
   fd3?: number;
+  /**
+   * The child's stdin: an open descriptor of this process (a file: the child reads it directly)
+   * or a readable stream piped in (stdin that must be peeked at first). Nothing is buffered here:
+   * a stream of any size passes through. Excludes `input`.
+   */
+  stdin?: number | NodeJS.ReadableStream;
+  /** The child's stdout: an open descriptor it writes to directly (RunResult.stdout is then ''). */
+  stdout?: number;
 }
 
 export interface RunResult {
@@ -92,16 +102,24 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
     const child = spawn(file, args, {
       cwd: options.cwd,
       env: options.env ? { ...process.env, ...options.env } : process.env,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(options.fd3 === undefined ? [] : [options.fd3])],
+      stdio: [
+        typeof options.stdin === 'number' ? options.stdin : options.input === undefined && options.stdin === undefined ? 'ignore' : 'pipe',
+        options.stdout ?? 'pipe',
+        'pipe',
+        ...(options.fd3 === undefined ? [] : [options.fd3]),
+      ],
       shell: false,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let canceled = false;
     let spawnError: NodeJS.ErrnoException | undefined;
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    };
     const onAbort = () => {
       canceled = true;
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      kill();
     };
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -113,6 +131,15 @@ function spawnAndWait(file: string, args: readonly string[], options: RunOptions
     if (options.input !== undefined && child.stdin) {
       child.stdin.on('error', () => undefined); // EPIPE when the program exits without reading
       child.stdin.end(options.input);
+    } else if (options.stdin !== undefined && typeof options.stdin !== 'number' && child.stdin) {
+      const source = options.stdin;
+      child.stdin.on('error', () => undefined); // the program exited without reading it all
+      source.on('error', (e: Error) => {
+        spawnError ??= Object.assign(e, { code: (e as NodeJS.ErrnoException).code ?? 'EIO' });
+        child.stdin?.destroy();
+        kill();
+      });
+      source.pipe(child.stdin);
     }
     child.on('close', (exitCode, signal) => {
       options.signal?.removeEventListener('abort', onAbort);

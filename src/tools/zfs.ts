@@ -458,6 +458,15 @@ export function zpoolExportArgs(pool: string, force = false): string[] {
   return ['export', ...(force ? ['-f'] : []), pool];
 }
 
+/**
+ * `zpool online -e POOL VDEV`: use all of a vdev's device after it grew. OpenZFS needs it (or
+ * autoexpand=on and a reopen); zfs-fuse 0.7 already takes the whole device when it imports the
+ * pool and accepts the command all the same (checked: exit 0, size unchanged).
+ */
+export function zpoolOnlineExpandArgs(pool: string, vdev: string): string[] {
+  return ['online', '-e', pool, vdev];
+}
+
 export function zpoolDestroyArgs(pool: string): string[] {
   return ['destroy', '-f', pool];
 }
@@ -476,8 +485,36 @@ export function zfsCreateArgs(dataset: string, props: readonly Property[] = []):
   return ['create', ...o(props), dataset];
 }
 
-export function zfsSnapshotArgs(snapshot: string): string[] {
-  return ['snapshot', snapshot];
+export function zfsSnapshotArgs(snapshot: string, recursive = false): string[] {
+  return ['snapshot', ...(recursive ? ['-r'] : []), snapshot];
+}
+
+/**
+ * `zfs send -R [-i FROM] DATASET@SNAP`: a replication stream (the dataset, its descendants,
+ * their properties and snapshots), full or incremental from FROM (a snapshot of the same dataset).
+ */
+export function zfsSendArgs(snapshot: string, from?: string): string[] {
+  return ['send', '-R', ...(from !== undefined ? ['-i', from] : []), snapshot];
+}
+
+/**
+ * `zfs receive [-F] TARGET`: a full stream creates TARGET (its parent must exist), an incremental
+ * one needs `force` (-F: roll TARGET back to its latest snapshot first; a mounted zfs-fuse
+ * dataset counts as modified once read, atime).
+ */
+export function zfsReceiveArgs(target: string, force = false): string[] {
+  return ['receive', ...(force ? ['-F'] : []), target];
+}
+
+export function zfsRollbackArgs(snapshot: string): string[] {
+  return ['rollback', '-r', snapshot];
+}
+
+export const SNAPSHOT_LIST_PROPERTIES = ['name', 'used', 'referenced', 'createtxg'] as const;
+
+/** Snapshots below `root`, oldest first (createtxg). */
+export function zfsListSnapshotsArgs(f: ZfsFlavour, root: string): string[] {
+  return ['list', '-H', ...(capabilitiesOf(f).parsableLists ? ['-p'] : []), '-r', '-t', 'snapshot', '-s', 'createtxg', '-o', SNAPSHOT_LIST_PROPERTIES.join(','), root];
 }
 
 export const DATASET_LIST_PROPERTIES = ['name', 'type', 'mountpoint', 'mounted'] as const;

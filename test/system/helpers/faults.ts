@@ -33,7 +33,8 @@ export type Fault =
 export interface Injection {
   tool: string;
   fault: Fault;
-  signal: 'INT' | 'TERM';
+  /** KILL: a crash of mkimage alone (no clean-up runs); the tool runs on, orphaned. */
+  signal: 'INT' | 'TERM' | 'KILL';
   /** Inject only when the arguments contain this word (e.g. losetup `--find`, not `--detach`). */
   when?: string;
 }

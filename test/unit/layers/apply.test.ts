@@ -355,3 +355,31 @@ describe('applyLayer refuses hostile layers, and nothing lands outside the root'
     });
   });
 });
+
+describe('extended attributes the target cannot hold', () => {
+  it("'drop' counts each attribute and names its file; nothing else changes", async () => {
+    const { applyEntries } = await import('../../../src/layers/apply.js');
+    const { readTar } = await import('../../../src/layers/tar-read.js');
+    await withTmp(async (root) => {
+      const tar = await tarOf([
+        { path: 'usr', type: 'directory' },
+        { path: 'usr/bin', type: 'directory' },
+        { path: 'usr/bin/ping', type: 'file', text: 'ELF' },
+        { path: 'usr/bin/ls', type: 'file', text: 'ELF2' },
+      ]);
+      // What tar-read gives for SCHILY.xattr.* records: `xattrs` on the entry.
+      const xattrs: Record<string, Record<string, Buffer>> = {
+        'usr/bin/ping': { 'security.capability': Buffer.from('0100000200200000', 'hex'), 'user.note': Buffer.from('x') },
+      };
+      async function* withXattrs() {
+        for await (const e of readTar(chunksOf(tar))) yield Object.assign(e, xattrs[e.path] ? { xattrs: xattrs[e.path] } : {});
+      }
+      const stats = await applyEntries(withXattrs(), root, { xattrs: 'drop', isRoot: false });
+      expect(stats.xattrsDropped).toBe(2);
+      expect(stats.xattrsDroppedFiles).toEqual([{ path: 'usr/bin/ping', names: ['security.capability', 'user.note'] }]);
+      expect(stats.files).toBe(2);
+      const none = await applyEntries(readTar(chunksOf(await tarOf([{ path: 'a', type: 'file', text: 'a' }]))), root, { xattrs: 'drop', isRoot: false });
+      expect(none).toMatchObject({ xattrsDropped: 0, xattrsDroppedFiles: [] });
+    });
+  });
+});
