@@ -77,5 +77,6 @@ export { applyLayer, type ApplyOptions, type ApplyStats } from './layers/apply.j
 export { diffTrees, type Change, type ChangeKind, type DiffOptions } from './layers/diff.js';
 export { packageLayer, type PackageOptions, type PackageResult } from './layers/package.js';
 export { readSources, openLayer } from './layers/source.js';
-export { readTar, decompress } from './layers/tar-read.js';
+export { readTar } from './layers/tar-read.js';
+export { decompress, detectCompression, type Compression } from './layers/compression.js';
 export { writeTar } from './layers/tar-write.js';

@@ -28,7 +28,8 @@ import { join, resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
 import { run, type Runner } from '../tools/exec.js';
-import { decompress, readTar, type TarEntry } from './tar-read.js';
+import { decompress } from './compression.js';
+import { readTar, type TarEntry } from './tar-read.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';

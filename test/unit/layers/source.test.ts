@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LayerError, UsageError } from '../../../src/errors.js';
 import { applyLayer } from '../../../src/layers/apply.js';
 import { layerDigests, openLayer, readSources, type SourceImage } from '../../../src/layers/source.js';
-import { decompress } from '../../../src/layers/tar-read.js';
+import { decompress } from '../../../src/layers/compression.js';
 import { listTree, sha256 as sha, tarOf, withTmp, writeOciLayout, type TestEntry } from './helpers.js';
 
 
@@ -124,7 +124,7 @@ describe('readSources', () => {
       await dockerArchive(join(dir, 'img.tar'));
       // GNU tar --sort=name puts blobs/ first, as docker save does.
       await fs.writeFile(join(dir, 'img.tar.gz'), gzipSync(await fs.readFile(join(dir, 'img.tar'))));
-      await expect(readSources([join(dir, 'img.tar.gz')])).rejects.toThrow(/is a compressed image archive \(its first entry is blobs\/\): gunzip it first/);
+      await expect(readSources([join(dir, 'img.tar.gz')])).rejects.toThrow(/is a gzip-compressed image archive \(its first entry is blobs\/?\): decompress it first \(gunzip\)/);
     });
   });
 
