@@ -16,7 +16,9 @@
  * Safety: an entry path must be relative and free of `..`. Its parent directories are walked from
  * the root with lstat: a real directory is entered; a symlink is followed only when its target is
  * relative and stays inside the root (`lib -> usr/lib`), since then it means the same place on the
- * host and in the guest; an absolute target, or one whose `..` climbs above the root, is refused.
+ * host and in the guest; an absolute target is resolved from the root of the tree being built
+ * (`var/run -> /run` leads to `run`), as runtimes resolve it in the container; a `..` that climbs
+ * above the root is refused.
  * The last component is never followed: what is there is removed first, files are created with
  * O_CREAT|O_EXCL|O_NOFOLLOW, and metadata is set on the open descriptor or with l* calls. A hard
  * link's target is resolved by the same rules and must exist and not be a directory. Any refusal
@@ -73,7 +75,6 @@ export type RefusalRule =
   | 'name-too-long'
   | 'bad-whiteout'
   | 'inside-whiteout'
-  | 'symlink-absolute'
   | 'symlink-escape'
   | 'symlink-loop'
   | 'parent-not-directory'
@@ -191,12 +192,9 @@ class Applier {
       if (st.isSymbolicLink()) {
         if (++links > MAX_SYMLINKS) throw refuse(entry, 'symlink-loop', `more than ${MAX_SYMLINKS} symlinks while resolving ${JSON.stringify(key)}`);
         const target = await fs.readlink(this.abs(here));
-        if (target.startsWith('/')) {
-          throw refuse(entry, 'symlink-absolute', `parent ${JSON.stringify(here.join('/'))} is a symlink to the absolute path ${JSON.stringify(target)}; writing through it is refused (it names one place on the host and another in the guest)`, {
-            symlink: here.join('/'),
-            target,
-          });
-        }
+        // An absolute target names a place in the image's own root (`var/run -> /run`), as an
+        // OCI runtime resolves it (chroot semantics): start again from the root, never the host's.
+        if (target.startsWith('/')) resolved.length = 0;
         queue.unshift(...target.split('/'));
         continue;
       }

@@ -6,6 +6,7 @@ import { LayerError, UsageError } from '../../../src/errors.js';
 import { applyLayer } from '../../../src/layers/apply.js';
 import { layerDigests, openLayer, readSources, type SourceImage } from '../../../src/layers/source.js';
 import { decompress } from '../../../src/layers/compression.js';
+import { run } from '../../../src/tools/exec.js';
 import { listTree, sha256 as sha, tarOf, withTmp, writeOciLayout, type TestEntry } from './helpers.js';
 
 
@@ -66,6 +67,24 @@ async function applyAll(image: SourceImage, root: string): Promise<string[]> {
 }
 
 describe('readSources', () => {
+  it('a docker save archive re-packed with `tar -cf x.tar .` (members named ./manifest.json) is an image, not a layer', async () => {
+    await withTmp(async (dir) => {
+      await dockerArchive(join(dir, 'img.tar'));
+      await fs.mkdir(join(dir, 'x'));
+      await run('tar', ['-xf', join(dir, 'img.tar'), '-C', join(dir, 'x')]);
+      await run('tar', ['-cf', join(dir, 'dot.tar'), '-C', join(dir, 'x'), '.']);
+      const first = (await run('tar', ['-tf', join(dir, 'dot.tar')])).stdout.split('\n')[0];
+      expect(first).toBe('./');
+      const images = await readSources([join(dir, 'dot.tar')]);
+      expect(images.map((i) => [i.kind, i.names, i.layers.length])).toEqual([['docker-archive', ['test:2', 'test:latest'], 2]]);
+      const root = join(dir, 'root');
+      await fs.mkdir(root);
+      await applyAll(images[0]!, root);
+      expect(await fs.readdir(root)).not.toContain('manifest.json');
+    });
+  });
+
+
   it('an OCI layout: one image with both its names, gzip layers, verified digests', async () => {
     await withTmp(async (dir) => {
       const built = await ociLayout(join(dir, 'oci'));
