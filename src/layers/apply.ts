@@ -43,7 +43,34 @@ const PATH_MAX = 4095;
 /** Symlinks followed while resolving one path before giving up (Linux's MAXSYMLINKS). */
 const MAX_SYMLINKS = 40;
 
+/** What an entry of the merged tree is, as the layers say (the staged copy may differ: see StagedTree). */
+export interface EntryMeta {
+  type: 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo';
+  /** Permission bits with setuid/setgid/sticky (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  devmajor: number;
+  devminor: number;
+  xattrs: Record<string, Buffer>;
+}
+
+/**
+ * Staging for a filesystem builder that corrects inodes afterwards (mkfs -d + debugfs, or
+ * fakeroot + mkfs.erofs): layers are applied as an ordinary user would, and `meta` records what
+ * each path must be. On disk: no owners set, files at least 0600 and directories at least 0700
+ * (so that later layers and mkfs can read and write them), device nodes and fifos as empty
+ * placeholder files, no xattrs. `meta` is keyed by the path relative to the root ('' = the root);
+ * hard links share their target's record.
+ */
+export interface StagedTree {
+  meta: Map<string, EntryMeta>;
+}
+
 export interface ApplyOptions {
+  /** Record owners, modes, devices and xattrs in this tree instead of applying them (see StagedTree). */
+  stage?: StagedTree;
   /** Set owners, create devices and fifos. Default: whether this process runs as uid 0. */
   isRoot?: boolean;
   signal?: AbortSignal;
@@ -148,7 +175,23 @@ class Applier {
     private readonly root: string,
     private readonly isRoot: boolean,
     private readonly runner: Runner,
+    private readonly stage?: StagedTree,
   ) {}
+
+  /** Records what `rel` must be (staging only). */
+  private record(rel: string, entry: TarEntry, type: EntryMeta['type']): void {
+    this.stage?.meta.set(rel, { type, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, devmajor: entry.devmajor, devminor: entry.devminor, xattrs: entry.xattrs });
+  }
+
+  /** Forgets `rel` and everything below it (staging only): it was removed. */
+  private forget(rel: string, isDir = true): void {
+    const meta = this.stage?.meta;
+    if (!meta) return;
+    meta.delete(rel);
+    if (!isDir) return;
+    const prefix = `${rel}/`;
+    for (const k of meta.keys()) if (k.startsWith(prefix)) meta.delete(k);
+  }
 
   private abs(parts: readonly string[]): string {
     return parts.length ? join(this.root, ...parts) : this.root;
@@ -182,6 +225,8 @@ class Applier {
         // Explicit chmod: the result must not depend on the umask.
         await fs.mkdir(this.abs(here), 0o755);
         await fs.chmod(this.abs(here), 0o755);
+        this.forget(here.join('/'));
+        this.stage?.meta.set(here.join('/'), { type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: entry.mtime, devmajor: 0, devminor: 0, xattrs: {} });
         resolved.push(c);
         continue;
       }
@@ -220,6 +265,7 @@ class Applier {
     const st = await lstatOrNull(path);
     if (st === null) return 'none';
     if (keepDir && st.isDirectory()) return 'kept';
+    this.forget(path === this.root ? '' : path.slice(this.root.length + 1), st.isDirectory());
     if (st.isDirectory()) {
       await fs.rm(path, { recursive: true, force: true });
       this.dirCache.clear();
@@ -247,6 +293,7 @@ class Applier {
         continue;
       }
       await fs.rm(this.abs(child.split('/')), { recursive: true, force: true });
+      this.forget(child);
     }
     this.dirCache.clear();
   }
@@ -257,6 +304,7 @@ class Applier {
     if (parts.length === 0) {
       if (entry.type !== 'directory') throw refuse(entry, 'replace-root', `the root itself can only be a directory, not a ${entry.type}`);
       this.dirMeta.set('', { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
+      this.record('', entry, 'directory');
       this.stats.directories++;
       return;
     }
@@ -297,6 +345,7 @@ class Applier {
       case 'directory': {
         if ((await this.clear(path, true)) !== 'kept') await fs.mkdir(path, 0o700);
         this.dirMeta.set(rel, { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
+        this.record(rel, entry, 'directory');
         this.stats.directories++;
         break;
       }
@@ -313,11 +362,12 @@ class Applier {
             this.stats.bytes += chunk.length;
           }
           if (this.isRoot) await fh.chown(entry.uid, entry.gid);
-          await fh.chmod(entry.mode & 0o7777);
+          await fh.chmod(this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777);
           await fh.utimes(entry.mtime, entry.mtime);
         } finally {
           await fh.close();
         }
+        this.record(rel, entry, 'file');
         this.stats.files++;
         break;
       }
@@ -330,6 +380,7 @@ class Applier {
         await fs.symlink(target, path);
         if (this.isRoot) await fs.lchown(path, entry.uid, entry.gid);
         await fs.lutimes(path, entry.mtime, entry.mtime);
+        this.record(rel, entry, 'symlink');
         this.stats.symlinks++;
         break;
       }
@@ -343,12 +394,24 @@ class Applier {
         if (targetRel.join('/') === rel) break; // a link to itself changes nothing
         await this.clear(path, false);
         await fs.link(this.abs(targetRel), path);
+        const shared = this.stage?.meta.get(targetRel.join('/'));
+        if (shared) this.stage!.meta.set(rel, shared);
         this.stats.hardlinks++;
         break;
       }
       case 'char':
       case 'block':
       case 'fifo': {
+        if (this.stage) {
+          // A placeholder the filesystem builder turns into the node (debugfs mknod, fakeroot).
+          await this.clear(path, false);
+          const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+          await fh.close();
+          await fs.lutimes(path, entry.mtime, entry.mtime);
+          this.record(rel, entry, entry.type);
+          this.stats.devices++;
+          break;
+        }
         if (!this.isRoot) {
           throw refuse(entry, 'device-not-root', `${entry.type === 'fifo' ? 'a fifo' : `a ${entry.type} device ${entry.devmajor}:${entry.devminor}`} is created only when running as root`);
         }
@@ -396,7 +459,7 @@ class Applier {
       }
       try {
         if (this.isRoot) await fh.chown(meta.uid, meta.gid);
-        await fh.chmod(meta.mode & 0o7777);
+        await fh.chmod(this.stage ? (meta.mode & 0o7777) | 0o700 : meta.mode & 0o7777);
         await fh.utimes(meta.mtime, meta.mtime);
       } catch (e) {
         throw wrapFsError(e, { path: meta.entry, offset: -1 });
@@ -437,8 +500,8 @@ export async function applyLayer(tar: AsyncIterable<Uint8Array>, rootDir: string
   const root = await fs.realpath(resolve(rootDir));
   const rootStat = await fs.lstat(root);
   if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
-  const applier = new Applier(root, options.isRoot ?? process.getuid?.() === 0, options.runner ?? run);
-  for await (const entry of readTar(decompress(tar))) {
+  const applier = new Applier(root, options.stage ? false : (options.isRoot ?? process.getuid?.() === 0), options.runner ?? run, options.stage);
+  for await (const entry of readTar(decompress(tar, 'layer', options.signal))) {
     checkAborted(options.signal, 'layer extraction');
     try {
       await applier.apply(entry);

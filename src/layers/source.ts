@@ -49,6 +49,23 @@ export interface SourceImage {
   /** Image references (e.g. "docker.io/library/alpine:3.19"); empty for plain layer tars. */
   names: string[];
   layers: LayerBlob[];
+  /** Every name the index gives the image (both annotations), for choosing one by name. */
+  refs?: string[];
+  /** "sha256:<hex>" of the image manifest (OCI layouts and archives). */
+  manifestDigest?: string;
+  /** "sha256:<hex>" of the image config blob. */
+  configDigest?: string;
+  /** The image config's `config` object (Entrypoint, Cmd, Env, WorkingDir, User...), when there is one. */
+  runConfig?: Record<string, unknown>;
+}
+
+function runConfigOf(config: Record<string, unknown>): Record<string, unknown> | undefined {
+  const c = config.config;
+  return c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : undefined;
+}
+
+function sha256Of(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -196,6 +213,10 @@ async function readJson(c: Container, name: string, what: string, digest?: strin
     const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (got !== digest) throw new LayerError(`${c.describe}: ${what} ${name} has digest ${got}, its descriptor says ${digest}`, { source: c.describe, member: name });
   }
+  return parseJson(c, name, what, bytes);
+}
+
+function parseJson(c: Container, name: string, what: string, bytes: Buffer): Record<string, unknown> {
   try {
     const v: unknown = JSON.parse(bytes.toString('utf8'));
     if (v === null || typeof v !== 'object') throw new Error('not an object or array');
@@ -239,6 +260,7 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
   const byDigest = new Map<string, SourceImage>();
   for (const top of descriptors(index.manifests, `${source}: index.json`)) {
     const names = [top.annotations?.['io.containerd.image.name'] ?? top.annotations?.['org.opencontainers.image.ref.name']].filter((n): n is string => typeof n === 'string' && n !== '');
+    const refs = [top.annotations?.['io.containerd.image.name'], top.annotations?.['org.opencontainers.image.ref.name']].filter((n): n is string => typeof n === 'string' && n !== '');
     let desc = top;
     for (let depth = 0; desc.mediaType === MEDIA.ociIndex || desc.mediaType === MEDIA.dockerList; depth++) {
       if (depth > 4) throw new LayerError(`${source}: image indexes nested more than 4 deep`, { source });
@@ -259,6 +281,7 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
     const seen = byDigest.get(key);
     if (seen) {
       for (const n of names) if (!seen.names.includes(n)) seen.names.push(n);
+      for (const n of refs) if (!seen.refs!.includes(n)) seen.refs!.push(n);
       continue;
     }
     const where = `${source}: manifest ${desc.digest}`;
@@ -284,7 +307,7 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
       }
       blobs.push({ index: i, origin: `${source}:${name}`, mediaType: l.mediaType, blobDigest: l.digest, diffId: diffIds[i], size: l.size, open: () => c.open(name) });
     }
-    const image: SourceImage = { source, kind, names, layers: blobs };
+    const image: SourceImage = { source, kind, names, refs, layers: blobs, manifestDigest: desc.digest, configDigest: config?.digest, runConfig: runConfigOf(configJson) };
     byDigest.set(key, image);
   }
   if (!byDigest.size) throw new LayerError(`${source}: index.json lists no image`, { source });
@@ -299,7 +322,9 @@ async function dockerImages(c: Container, source: string): Promise<SourceImage[]
   for (const [n, m] of (manifest as Record<string, unknown>[]).entries()) {
     const where = `${source}: manifest.json[${n}]`;
     const configName = memberName(m.Config, `${where}.Config`);
-    const diffIds = diffIdsOf(await readJson(c, configName, 'image config'), where);
+    const configBytes = await readAll(c, configName, 'image config');
+    const configJson = parseJson(c, configName, 'image config', configBytes);
+    const diffIds = diffIdsOf(configJson, where);
     const layers = m.Layers;
     if (!Array.isArray(layers) || layers.length !== diffIds.length) {
       throw new LayerError(`${where}: Layers must list one file per diff_id (${diffIds.length})`, { source });
@@ -309,6 +334,8 @@ async function dockerImages(c: Container, source: string): Promise<SourceImage[]
       source,
       kind: 'docker-archive',
       names,
+      configDigest: sha256Of(configBytes),
+      runConfig: runConfigOf(configJson),
       layers: layers.map((l, i): LayerBlob => {
         const name = memberName(l, `${where}.Layers[${i}]`);
         if (!c.has(name)) {
