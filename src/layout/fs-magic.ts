@@ -6,6 +6,9 @@
  *         s_uuid @0x68 (16), s_volume_name @0x78 (16)
  *   xfs:  superblock at +0 (fs/xfs/libxfs/xfs_format.h struct xfs_sb, big-endian):
  *         sb_magicnum "XFSB" @0, sb_blocksize @4, sb_dblocks @8 (u64), sb_uuid @32, sb_fname @108 (12)
+ *   erofs: superblock at +1024 (fs/erofs/erofs_fs.h struct erofs_super_block, little-endian):
+ *         magic 0xE0F5E1E2 @0, blkszbits @12 (u8), blocks @36 (u32), uuid @48 (16),
+ *         volume_name @64 (16)
  */
 import { bytesToUuid } from './uuid.js';
 
@@ -13,12 +16,15 @@ import { bytesToUuid } from './uuid.js';
 export const FS_MAGIC_PROBE_BYTES = 4096;
 
 export interface DetectedFs {
-  type: 'ext4' | 'xfs';
+  type: 'ext4' | 'xfs' | 'erofs';
   uuid: string;
   label: string;
   blockBytes: number;
   sizeBytes: number;
 }
+
+/** EROFS_SUPER_MAGIC_V1 (include/uapi/linux/magic.h). */
+export const EROFS_SUPER_MAGIC = 0xe0f5e1e2;
 
 const cstr = (b: Buffer) => b.toString('utf8').replace(/\0[\s\S]*$/, '');
 
@@ -34,6 +40,12 @@ export function detectFs(probe: Buffer): DetectedFs | undefined {
       blockBytes,
       sizeBytes: sb.readUInt32LE(0x04) * blockBytes + (sb.length >= 0x154 ? sb.readUInt32LE(0x150) * 2 ** 32 * blockBytes : 0),
     };
+  }
+  if (probe.length >= 1024 + 80 && probe.readUInt32LE(1024) === EROFS_SUPER_MAGIC) {
+    const sb = probe.subarray(1024);
+    const bits = sb[12]!;
+    const blockBytes = bits >= 9 && bits <= 16 ? 2 ** bits : 0;
+    return { type: 'erofs', uuid: bytesToUuid(sb.subarray(48, 64)), label: cstr(sb.subarray(64, 80)), blockBytes, sizeBytes: sb.readUInt32LE(36) * blockBytes };
   }
   if (probe.length >= 120 && probe.toString('latin1', 0, 4) === 'XFSB') {
     const blockBytes = probe.readUInt32BE(4);
