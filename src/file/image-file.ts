@@ -44,6 +44,41 @@ export async function writeAt(path: string, writes: readonly OffsetWrite[], sync
   }
 }
 
+/**
+ * Copies the whole of `source` into `path` at `offsetBytes` (a filesystem built in a file of its
+ * own, into the partition). All-zero blocks are skipped: the target there is fresh (holes or
+ * unwritten extents, which read as zeroes), so a sparse image stays sparse.
+ */
+export async function copyFileInto(source: string, path: string, offsetBytes: number): Promise<number> {
+  const src = await fs.open(source, constants.O_RDONLY);
+  const dst = await fs.open(path, constants.O_RDWR);
+  const chunk = Buffer.alloc(1024 * 1024);
+  const zero = Buffer.alloc(4096);
+  let pos = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await src.read(chunk, 0, chunk.length, pos);
+      if (bytesRead === 0) break;
+      // Runs of non-zero 4 KiB blocks, one pwrite each.
+      let at = 0;
+      while (at < bytesRead) {
+        const isZero = (i: number) => chunk.subarray(i, Math.min(i + zero.length, bytesRead)).equals(zero.subarray(0, Math.min(zero.length, bytesRead - i)));
+        while (at < bytesRead && isZero(at)) at += zero.length;
+        let end = at;
+        while (end < bytesRead && !isZero(end)) end = Math.min(end + zero.length, bytesRead);
+        let done = at;
+        while (done < end) done += (await dst.write(chunk, done, end - done, offsetBytes + pos + done)).bytesWritten;
+        at = end;
+      }
+      pos += bytesRead;
+    }
+    return pos;
+  } finally {
+    await src.close();
+    await dst.close();
+  }
+}
+
 /** Reads `lengthBytes` at `offsetBytes`; short at the end of the file. */
 export async function readAt(path: string, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
   const fh = await fs.open(path, constants.O_RDONLY);
