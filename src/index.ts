@@ -80,3 +80,6 @@ export { readSources, openLayer } from './layers/source.js';
 export { readTar } from './layers/tar-read.js';
 export { decompress, detectCompression, type Compression } from './layers/compression.js';
 export { writeTar } from './layers/tar-write.js';
+export { encodeSourceRecord, decodeSourceRecord, checkSourceRecord, SOURCE_RECORD_OFFSET_BYTES, SOURCE_RECORD_BYTES, type SourceRecord } from './layout/source-record.js';
+export { readSourceRecord } from './jobs/inspect.js';
+export { type FromOptions, type StagedFile } from './jobs/from.js';

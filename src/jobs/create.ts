@@ -27,12 +27,13 @@ import { buildHeader, type HeaderIds } from '../layout/header.js';
 import { FS_TYPES, imageBytesForPartition, minimumImageBytes, planLayout, type FsType, type LayoutPlan, type Memmap, type TableType } from '../layout/plan.js';
 import { DAX_ALIGN_BYTES, MiB, alignDown, formatSize } from '../layout/units.js';
 import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
-import { TOOL_PACKAGES, hasTool } from '../tools/exec.js';
+import { TOOL_PACKAGES, hasTool, run as defaultRun } from '../tools/exec.js';
 import { fallocate } from '../tools/fallocate.js';
 import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
 import { checkLabel, mkfsErofs, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { encodeSourceRecord, SOURCE_RECORD_OFFSET_BYTES } from '../layout/source-record.js';
-import { ext4BytesFor, ext4Holds, fixExt4, fixHostTree, hostRunner, prepareFrom, tooSmall, type FromOptions, type PreparedFrom } from './from.js';
+import { startFakeroot, type FakerootSession } from '../tools/fakeroot.js';
+import { ext4BytesFor, ext4Holds, fixExt4, fixHostTree, prepareFrom, tooSmall, type FromOptions, type PreparedFrom } from './from.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import type { AttachedImage } from './attach.js';
@@ -204,7 +205,7 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     ...(plan.fs === 'ext4' ? ['mkfs.ext4'] : []),
     ...(plan.fs === 'ext4' && o.from ? ['debugfs'] : []),
     ...(plan.fs === 'erofs' ? ['mkfs.erofs'] : []),
-    ...(plan.fs === 'erofs' && o.from && process.getuid?.() !== 0 ? ['fakeroot'] : []),
+    ...(plan.fs === 'erofs' && o.from && process.getuid?.() !== 0 ? ['faked-sysv'] : []),
     ...((plan.fs === 'erofs' || plan.fs === 'xfs') && o.from ? ['mknod', 'chown', 'chmod', 'setfattr'] : []),
     ...(plan.fs === 'xfs' ? ['mkfs.xfs', 'losetup'] : []),
     ...(plan.fs === 'xfs' && o.populateDir ? ['mount', 'umount', 'cp'] : []),
@@ -383,12 +384,19 @@ async function buildFrom(o: CreateOptions, provisional: LayoutPlan, target: stri
   const out: FromBuild = { prepared, plan: provisional, fixes: 0 };
   if (fsType === 'erofs' || fsType === 'xfs') {
     phase('fixup', `owners, modes, devices and xattrs of the staged tree${asRoot ? '' : ' (fakeroot)'}`);
-    const run = hostRunner(prepared.workDir, asRoot);
-    await fixHostTree(prepared.stageDir, prepared.walk, run, asRoot, prepared.workDir, o.signal);
+    let session: FakerootSession | undefined;
+    let sessionUndo: number | undefined;
+    if (!asRoot) {
+      session = await startFakeroot(o.signal);
+      sessionUndo = undo.push(`faked daemon ${session.pid}`, () => session!.stop());
+    }
+    const run = session?.run ?? defaultRun;
+    await fixHostTree(prepared.stageDir, prepared.walk, run, prepared.workDir, o.signal);
     if (fsType === 'erofs') {
       phase('mkfs', 'mkfs.erofs');
       out.erofsFile = join(prepared.workDir, 'fs.erofs');
       await mkfsErofs({ output: out.erofsFile, sourceDir: prepared.stageDir, uuid: ids.fsUuid, sourceDateEpoch: o.sourceDateEpoch, signal: o.signal }, run);
+      if (sessionUndo !== undefined) await undo.settle(sessionUndo);
       const bytes = (await fs.stat(out.erofsFile)).size;
       const auto = imageBytesForPartition(bytes, 'erofs', provisional.memmap, provisional.table, align);
       if (o.size === 'auto') out.plan = planFor(auto);

@@ -12,23 +12,23 @@
  *          from what the layers say. No loop device, no mount, no chown: the same path as root.
  *   erofs  the staged tree is corrected on the host (chown, chmod, mknod: for real as root, under
  *          one fakeroot session as an ordinary user), mkfs.erofs FILE STAGE (in fakeroot) builds
- *          the filesystem into a temporary file, which is copied into the partition. mkfs.erofs
- *          reads xattrs from the files; an ordinary user cannot set security.* or trusted.* ones
- *          and fakeroot's do not reach mkfs.erofs: such layers need root for erofs (EPERM).
+ *          the filesystem into a temporary file, which is copied into the partition. One live
+ *          faked daemon serves every step, so mkfs.erofs sees the faked owners, devices and
+ *          xattrs (security.capability included).
  *   xfs    root only: the same host fixes for real, then the tree is copied into the mounted
  *          filesystem (cp -a keeps owners, devices, xattrs).
  */
 import { createHash } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { LayerError, NoSpaceError, PermissionError, UsageError } from '../errors.js';
+import { LayerError, NoSpaceError, UsageError } from '../errors.js';
 import { GUEST_CONFIG_PATH, GUEST_DIR, type GuestConfigFile, type ImageConfig, type ImageSource } from '../guest/image-config.js';
 import { applyLayer, type EntryMeta, type StagedTree } from '../layers/apply.js';
 import { openLayer, readSources, sourceLabel, type LayerBlob, type SourceImage } from '../layers/source.js';
 import { FS_BLOCK_BYTES, MiB, formatSize } from '../layout/units.js';
 import type { SourceRecord } from '../layout/source-record.js';
 import { debugfsScript, runDebugfs, type InodeFix } from '../tools/debugfs.js';
-import { run as defaultRun, type RunOptions, type Runner } from '../tools/exec.js';
+import type { Runner } from '../tools/exec.js';
 import { checkAborted, type Undo } from '../undo.js';
 
 export interface FromOptions {
@@ -133,8 +133,13 @@ export async function stageLayers(layers: readonly LayerBlob[], dir: string, o: 
       await applyLayer(s.tar, dir, { stage: tree, signal: o.signal });
       diffIds.push((await s.finish()).diffId);
     } catch (e) {
+      // A corrupt blob usually breaks the tar before its end: its digest names the real cause.
+      const digestError = await s.finish().then(
+        () => undefined,
+        (d: unknown) => (d instanceof LayerError && d.data.expected !== undefined ? d : undefined),
+      );
       await s.close();
-      throw e;
+      throw digestError ?? e;
     }
   }
   return { tree, diffIds };
@@ -328,27 +333,6 @@ export async function fixExt4(image: string, offsetBytes: number, walk: StagedWa
   return fixes.length;
 }
 
-/** xattr namespaces an ordinary user can set on files (user.*); the others need privileges. */
-function needsPrivilege(name: string): boolean {
-  return !name.startsWith('user.');
-}
-
-/**
- * Runs programs on the staged tree as root would: for real as root; as an ordinary user under
- * one fakeroot session (its state file kept in the work directory), whose fake owners, modes and
- * device nodes a later program run through the same runner (mkfs.erofs) sees.
- */
-export function hostRunner(workDir: string, asRoot: boolean, run: Runner = defaultRun): Runner {
-  if (asRoot) return run;
-  const state = join(workDir, 'fakeroot.state');
-  let started = false;
-  return async (file: string, args: readonly string[], options?: RunOptions) => {
-    const session = started ? ['-i', state, '-s', state] : ['-s', state];
-    started = true;
-    return run('fakeroot', [...session, '--', file, ...args], options);
-  };
-}
-
 const ARG_BATCH_BYTES = 64 * 1024;
 
 async function batched(run: Runner, file: string, head: readonly string[], paths: readonly string[], signal?: AbortSignal): Promise<void> {
@@ -376,18 +360,11 @@ function escapeDumpPath(p: string): string {
 
 /**
  * Corrects the staged tree itself (erofs, xfs): device nodes and fifos made, owners and modes set,
- * xattrs set, directory mtimes restored last. Through `run` (hostRunner: root or fakeroot).
+ * xattrs set, directory mtimes restored last. Through `run`: the plain runner as root, a
+ * fakeroot session's (tools/fakeroot.ts) as an ordinary user.
  */
-export async function fixHostTree(dir: string, walk: StagedWalk, run: Runner, asRoot: boolean, workDir: string, signal?: AbortSignal): Promise<void> {
+export async function fixHostTree(dir: string, walk: StagedWalk, run: Runner, workDir: string, signal?: AbortSignal): Promise<void> {
   const abs = (rel: string) => (rel ? join(dir, rel) : dir);
-  const privileged = walk.entries.filter((e) => Object.keys(e.meta.xattrs).some(needsPrivilege));
-  if (!asRoot && privileged.length) {
-    const first = privileged[0]!;
-    throw new PermissionError(
-      `/${first.rel} (and ${privileged.length - 1} more) carries extended attributes (${Object.keys(first.meta.xattrs).filter(needsPrivilege).join(', ')}) that an ordinary user cannot set, and mkfs.erofs reads xattrs from the files it copies: build this erofs image as root, or use --fs ext4 (rootless with xattrs)`,
-      { path: `/${first.rel}`, count: privileged.length },
-    );
-  }
   const done = new Set<number>();
   const owners = new Map<string, string[]>();
   const modes = new Map<number, string[]>();
@@ -409,7 +386,7 @@ export async function fixHostTree(dir: string, walk: StagedWalk, run: Runner, as
     if (meta.type !== 'symlink' && (dev || (st.mode & 0o7777) !== meta.mode || (meta.mode & 0o6000) !== 0)) modes.set(meta.mode, [...(modes.get(meta.mode) ?? []), path]);
   }
   for (const [owner, paths] of owners) await batched(run, 'chown', ['-h', owner], paths, signal);
-  for (const [mode, paths] of modes) await batched(run, 'chmod', [mode.toString(8)], paths, signal);
+  // xattrs before modes: setting them may need write permission, which a 0400 mode takes away.
   const withXattrs = walk.entries.filter((e) => Object.keys(e.meta.xattrs).length);
   if (withXattrs.length) {
     const dump = withXattrs
@@ -419,6 +396,7 @@ export async function fixHostTree(dir: string, walk: StagedWalk, run: Runner, as
     await fs.writeFile(file, `${dump}\n`);
     await run('setfattr', ['-h', `--restore=${file}`], { signal });
   }
+  for (const [mode, paths] of modes) await batched(run, 'chmod', [mode.toString(8)], paths, signal);
   // Making nodes changed their directories' mtimes: every mtime the layers give is set again.
   for (const { rel, meta, st } of walk.entries) {
     if (!st.isDirectory() && !(meta.type === 'char' || meta.type === 'block' || meta.type === 'fifo')) continue;

@@ -41,6 +41,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   debugfs: 'e2fsprogs',
   'mkfs.erofs': 'erofs-utils',
   fakeroot: 'fakeroot',
+  'faked-sysv': 'fakeroot',
   chown: 'coreutils',
   chmod: 'coreutils',
   mknod: 'coreutils',
