@@ -25,7 +25,7 @@
  * is a LayerError naming the entry and the rule; what was applied before it stays (the caller
  * destroys the half-made dataset).
  */
-import { constants, promises as fs, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, writeSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
@@ -137,13 +137,9 @@ function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
 }
 
+/** Synchronous like the other per-entry calls (see the 'file' case in apply). */
 async function lstatOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await fs.lstat(path);
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return null;
-    throw e;
-  }
+  return lstatSync(path, { throwIfNoEntry: false }) ?? null;
 }
 
 /** Linux's major/minor split of a dev_t (glibc gnu_dev_makedev). */
@@ -223,8 +219,8 @@ class Applier {
       if (st === null) {
         if (!create) return null;
         // Explicit chmod: the result must not depend on the umask.
-        await fs.mkdir(this.abs(here), 0o755);
-        await fs.chmod(this.abs(here), 0o755);
+        mkdirSync(this.abs(here), 0o755);
+        chmodSync(this.abs(here), 0o755);
         this.forget(here.join('/'));
         this.stage?.meta.set(here.join('/'), { type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: entry.mtime, devmajor: 0, devminor: 0, xattrs: {} });
         resolved.push(c);
@@ -343,29 +339,36 @@ class Applier {
 
     switch (entry.type) {
       case 'directory': {
-        if ((await this.clear(path, true)) !== 'kept') await fs.mkdir(path, 0o700);
+        if ((await this.clear(path, true)) !== 'kept') mkdirSync(path, 0o700);
         this.dirMeta.set(rel, { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
         this.record(rel, entry, 'directory');
         this.stats.directories++;
         break;
       }
       case 'file': {
-        await this.clear(path, false);
-        const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        // Synchronous calls: one file is a handful of syscalls, and a thread-pool round trip
+        // for each cost more than the syscall (a Debian rootfs: 3x the time of tar -x).
+        // O_EXCL first; only an existing path is looked at and cleared (then created again).
+        const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+        let fd: number;
+        try {
+          fd = openSync(path, flags, 0o600);
+        } catch (e) {
+          if (errno(e) !== 'EEXIST') throw e;
+          await this.clear(path, false);
+          fd = openSync(path, flags, 0o600);
+        }
         try {
           for await (const chunk of entry.body()) {
             let done = 0;
-            while (done < chunk.length) {
-              const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
-              done += bytesWritten;
-            }
+            while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
             this.stats.bytes += chunk.length;
           }
-          if (this.isRoot) await fh.chown(entry.uid, entry.gid);
-          await fh.chmod(this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777);
-          await fh.utimes(entry.mtime, entry.mtime);
+          if (this.isRoot) fchownSync(fd, entry.uid, entry.gid);
+          fchmodSync(fd, this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777);
+          futimesSync(fd, entry.mtime, entry.mtime);
         } finally {
-          await fh.close();
+          closeSync(fd);
         }
         this.record(rel, entry, 'file');
         this.stats.files++;
@@ -377,9 +380,9 @@ class Applier {
           throw refuse(entry, 'bad-symlink-target', `symlink target ${JSON.stringify(target.slice(0, 60))} is empty, holds a NUL byte or is longer than ${PATH_MAX} bytes`);
         }
         await this.clear(path, false);
-        await fs.symlink(target, path);
-        if (this.isRoot) await fs.lchown(path, entry.uid, entry.gid);
-        await fs.lutimes(path, entry.mtime, entry.mtime);
+        symlinkSync(target, path);
+        if (this.isRoot) lchownSync(path, entry.uid, entry.gid);
+        lutimesSync(path, entry.mtime, entry.mtime);
         this.record(rel, entry, 'symlink');
         this.stats.symlinks++;
         break;
@@ -449,33 +452,37 @@ class Applier {
     for (const [rel, meta] of dirs) {
       const parts = rel ? rel.split('/') : [];
       if (!(await this.isRealDirChain(parts))) continue;
-      let fh: fs.FileHandle;
+      let fd: number;
       try {
-        fh = await fs.open(this.abs(parts), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        fd = openSync(this.abs(parts), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       } catch (e) {
         // Replaced later in the same layer by something else: its own entry has its metadata.
         if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR' || errno(e) === 'ELOOP') continue;
         throw e;
       }
       try {
-        if (this.isRoot) await fh.chown(meta.uid, meta.gid);
-        await fh.chmod(this.stage ? (meta.mode & 0o7777) | 0o700 : meta.mode & 0o7777);
-        await fh.utimes(meta.mtime, meta.mtime);
+        if (this.isRoot) fchownSync(fd, meta.uid, meta.gid);
+        fchmodSync(fd, this.stage ? (meta.mode & 0o7777) | 0o700 : meta.mode & 0o7777);
+        futimesSync(fd, meta.mtime, meta.mtime);
       } catch (e) {
         throw wrapFsError(e, { path: meta.entry, offset: -1 });
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     }
   }
 
   private async isRealDirChain(parts: readonly string[]): Promise<boolean> {
-    for (let i = 1; i <= parts.length; i++) {
+    // Every directory of this layer is checked: a chain already found real is not walked again.
+    for (let i = parts.length; i >= 1; i--) {
+      if (this.realDirs.has(parts.slice(0, i).join('/'))) break;
       const st = await lstatOrNull(this.abs(parts.slice(0, i)));
       if (!st?.isDirectory()) return false;
     }
+    for (let i = 1; i <= parts.length; i++) this.realDirs.add(parts.slice(0, i).join('/'));
     return true;
   }
+  private realDirs = new Set<string>();
 }
 
 function depth(rel: string): number {
