@@ -39,7 +39,7 @@ describe('the guest mounts an image built with --from, with dax, and reads the t
       console.log(`${fs}: guest booted in ${report.bootSeconds} s`);
       expect(report.pmem.present).toBe(true);
       expect(report.mode).toBe('fsdax');
-      expect(report.mount).toMatchObject({ type: fs, ok: true, daxOk: true });
+      expect(report.mount, JSON.stringify(report.mount) + JSON.stringify(report.errors) + String(report.kernelLog ?? '')).toMatchObject({ type: fs, ok: true, daxOk: true });
       expect(report.files).toContainEqual(expect.objectContaining({ path: '/usr/bin/newer', sha256: sha256('#!/bin/sh\necho top layer\n') }));
       expect(report.files).toContainEqual(expect.objectContaining({ path: '/run/pidfile', sha256: sha256('42') }));
       expect(report.errors).toEqual([]);
