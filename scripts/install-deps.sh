@@ -5,12 +5,15 @@
 #   file ndctl              what host tools say about an image; ndctl write-infoblock (reference PFN block)
 #   zfs-fuse                a real (userspace) ZFS for --fs zfs where no OpenZFS module is loaded
 #   qemu-system-x86 busybox-static cpio zstd xz-utils   guest boot tests (qemu/)
+#   erofs-utils fakeroot attr  --fs erofs (mkfs.erofs, fsck.erofs), --from without root (faked-sysv),
+#                           xattrs on the staged tree (setfattr); zstd also decompresses zstd layers
+#   mmdebstrap              the real-data test's Debian rootfs (test/system/helpers/rootfs.ts)
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps.sh: run as root (sudo $0)" >&2
   exit 1
 fi
-packages=(e2fsprogs xfsprogs util-linux mount fdisk file ndctl zfs-fuse qemu-system-x86 busybox-static cpio zstd xz-utils kmod)
+packages=(e2fsprogs xfsprogs util-linux mount fdisk file ndctl zfs-fuse qemu-system-x86 busybox-static cpio zstd xz-utils kmod erofs-utils fakeroot attr mmdebstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
