@@ -28,7 +28,7 @@ describe('exit statuses', () => {
   it('an unknown option or a bad choice is a usage error with one line naming it', async () => {
     const r = await exitOf(['--size', '1G', '--fs', 'btrfs', 'x.img']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe("mkimage: option '--fs <type>' argument 'btrfs' is invalid. Allowed choices are none, ext4, xfs, zfs. (see mkimage --help)\n");
+    expect(r.stderr).toBe("mkimage: option '--fs <type>' argument 'btrfs' is invalid. Allowed choices are none, ext4, xfs, zfs, erofs. (see mkimage --help)\n");
   });
   it('a bad --size is a usage error before anything runs', async () => {
     const r = await exitOf(['--size', 'lots', 'x.img']);
