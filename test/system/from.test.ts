@@ -134,6 +134,26 @@ describe('create --from: the filesystem holds exactly the OCI-merged tree', () =
   });
 });
 
+describe('create --from interrupted', () => {
+  it('SIGINT while staging (as an ordinary user, erofs): exit 130, no image, no staging directory, no faked daemon left', async () => {
+    // A layer large enough to be interrupted in the middle: 3000 files.
+    const list = Array.from({ length: 3000 }, (_, i) => ({ path: `d${i % 30}/f${i}`, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: T, size: 4096, body: async function* () { yield Buffer.alloc(4096, i & 0xff); } }));
+    const parts: Buffer[] = [];
+    for await (const c of writeTar(list)) parts.push(c);
+    await writeFile(join(dir, 'layer.tar'), Buffer.concat(parts));
+    const img = join(dir, 'disk.img');
+    const child = execa('setpriv', [...NOBODY, 'node', BIN, '--from', join(dir, 'layer.tar'), '--size', 'auto', '--fs', 'erofs', img], { reject: false, stdin: 'ignore' });
+    // Kill once the staging directory exists.
+    for (let i = 0; i < 200 && !(await readdir(dir)).some((n) => n.startsWith('.mkimage-from-')); i++) await new Promise((r) => setTimeout(r, 25));
+    child.kill('SIGINT');
+    const r = await child;
+    expect([r.exitCode, r.exitCode === 0 ? 'finished before the signal' : '']).toEqual([130, '']);
+    expect(await leftovers(['layer.tar'])).toEqual([]);
+    const faked = await sh('pgrep', ['-u', '65534', '-x', 'faked-sysv']);
+    expect(faked.stdout).toBe('');
+  });
+});
+
 describe('create --from refuses bad input: a clear error, nothing at IMAGE', () => {
   async function refused(args: string[], code: string, message: RegExp, keep: string[]) {
     const img = join(dir, 'disk.img');

@@ -67,6 +67,21 @@ async function applyAll(image: SourceImage, root: string): Promise<string[]> {
 }
 
 describe('readSources', () => {
+  it('a real .tar.zst layer file (Debian zstd) is a plain layer; its diff_id is the uncompressed tar\'s', async () => {
+    await withTmp(async (dir) => {
+      const tar = await tarOf([{ path: 'etc', type: 'directory' }, { path: 'etc/zst', type: 'file', text: 'zstd' }]);
+      await fs.writeFile(join(dir, 'l.tar'), tar);
+      await run('zstd', ['-q', join(dir, 'l.tar'), '-o', join(dir, 'l.tar.zst')]);
+      const [image] = await readSources([join(dir, 'l.tar.zst')]);
+      expect(image!.kind).toBe('layer-tars');
+      expect((await layerDigests(image!.layers[0]!)).diffId).toBe(sha(tar));
+      const root = join(dir, 'root');
+      await fs.mkdir(root);
+      await applyAll(image!, root);
+      expect(await fs.readFile(join(root, 'etc/zst'), 'utf8')).toBe('zstd');
+    });
+  });
+
   it('a docker save archive re-packed with `tar -cf x.tar .` (members named ./manifest.json) is an image, not a layer', async () => {
     await withTmp(async (dir) => {
       await dockerArchive(join(dir, 'img.tar'));
