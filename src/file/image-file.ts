@@ -3,7 +3,7 @@
  * (ftruncate: sparse, constant time), header bytes written at their offsets, renamed into place
  * at the end. Nothing here knows about partitions or filesystems.
  */
-import { constants, promises as fs } from 'node:fs';
+import { closeSync, constants, openSync, promises as fs, readSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -138,4 +138,31 @@ export async function publish(tempPath: string, target: string, replace: boolean
   }
   await fs.link(tempPath, target);
   await fs.unlink(tempPath);
+}
+
+/**
+ * The bytes of `path` from `start` for `length` bytes (to the end by default), in 1 MiB chunks
+ * read synchronously. A layer blob is read by one consumer that processes every chunk at once:
+ * a thread-pool round trip per chunk (createReadStream) costs a scheduler wake-up each, which on
+ * a loaded machine made reading a 170 MB rootfs tar take seconds of idle time.
+ */
+export async function* readFileChunks(path: string, start = 0, length = Infinity): AsyncGenerator<Buffer> {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    let pos = start;
+    let left = length;
+    while (left > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, left));
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) {
+        if (Number.isFinite(length)) throw Object.assign(new Error(`${path}: unexpected end of file at byte ${pos}`), { code: 'EIO' });
+        return;
+      }
+      pos += n;
+      left -= n;
+      yield n === buf.length ? buf : buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

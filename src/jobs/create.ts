@@ -204,6 +204,7 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     ...(o.sparse ? [] : ['fallocate']),
     ...(plan.fs === 'ext4' ? ['mkfs.ext4'] : []),
     ...(plan.fs === 'ext4' && o.from ? ['debugfs'] : []),
+    ...(plan.fs === 'ext4' && o.from && process.getuid?.() !== 0 ? ['faked-sysv'] : []),
     ...(plan.fs === 'erofs' ? ['mkfs.erofs'] : []),
     ...(plan.fs === 'erofs' && o.from && process.getuid?.() !== 0 ? ['faked-sysv'] : []),
     ...((plan.fs === 'erofs' || plan.fs === 'xfs') && o.from ? ['mknod', 'chown', 'chmod', 'setfattr'] : []),
@@ -315,6 +316,13 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
   if (plan.fs === 'ext4') {
     phase('mkfs', `mkfs.ext4 ${formatSize(plan.fsSizeBytes)}${o.populateDir ? ` from ${o.populateDir}` : ''}`);
     const populateDir = built ? built.prepared.stageDir : o.populateDir;
+    // --from as an ordinary user: mke2fs sees the staged files as root's (fakeroot's unknown-is-root).
+    let session: FakerootSession | undefined;
+    let sessionUndo: number | undefined;
+    if (built && process.getuid?.() !== 0) {
+      session = await startFakeroot(signal);
+      sessionUndo = undo.push(`faked daemon ${session.pid}`, () => session!.stop());
+    }
     try {
       await mkfsExt4({
         target: temp,
@@ -326,7 +334,8 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
         populateDir,
         sourceDateEpoch: o.sourceDateEpoch,
         signal,
-      });
+      }, session?.run);
+      if (sessionUndo !== undefined) await undo.settle(sessionUndo);
     } catch (e) {
       // The estimate said it fits, mke2fs says otherwise: the content needs more than estimated.
       if (built && e instanceof ToolFailedError && /allocate|No space|too many|Could not/i.test(String(e.data.stderr ?? e.message))) {
@@ -338,7 +347,7 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     if (built) {
       checkAborted(signal, 'mkfs');
       phase('fixup', 'debugfs: owners, modes, devices, xattrs');
-      built.fixes = await fixExt4(temp, plan.partition.offsetBytes, built.prepared.walk, built.prepared.workDir, signal);
+      built.fixes = await fixExt4(temp, plan.partition.offsetBytes, built.prepared.walk, built.prepared.workDir, signal, session ? { uid: 0, gid: 0 } : undefined);
     }
   } else if (plan.fs === 'xfs') {
     phase('loop', 'attaching the partition');

@@ -10,6 +10,9 @@
  *   ext4   mkfs.ext4 -d STAGE at the partition offset, then ONE `debugfs -w -f SCRIPT` run sets
  *          owners, modes, mtimes, device nodes and fifos, and xattrs where the staged copy differs
  *          from what the layers say. No loop device, no mount, no chown: the same path as root.
+ *          As an ordinary user mke2fs runs inside a faked daemon (tools/fakeroot.ts), which shows
+ *          it every staged file as owned by 0:0: a root filesystem's owners then need no
+ *          correction (a Debian rootfs: ~20 debugfs lines instead of ~17,500).
  *   erofs  the staged tree is corrected on the host (chown, chmod, mknod: for real as root, under
  *          one fakeroot session as an ordinary user), mkfs.erofs FILE STAGE (in fakeroot) builds
  *          the filesystem into a temporary file, which is copied into the partition. One live
@@ -19,7 +22,7 @@
  *          filesystem (cp -a keeps owners, devices, xattrs).
  */
 import { createHash } from 'node:crypto';
-import { constants, promises as fs, type Stats } from 'node:fs';
+import { constants, lstatSync, promises as fs, readdirSync, rmSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LayerError, NoSpaceError, UsageError } from '../errors.js';
 import { GUEST_CONFIG_PATH, GUEST_DIR, type GuestConfigFile, type ImageConfig, type ImageSource } from '../guest/image-config.js';
@@ -228,17 +231,17 @@ export async function walkStaged(dir: string, tree: StagedTree): Promise<StagedW
       if (xattrBytes > 96) out.xattrBlocks += Math.ceil(xattrBytes / FS_BLOCK_BYTES);
     }
     if (!st.isDirectory()) return;
-    const names = await fs.readdir(join(dir, rel));
+    const names = readdirSync(join(dir, rel));
     // ext4 directory entries: 8 bytes + the name, 4-byte aligned; '.' and '..' included.
     const dirBytes = 24 + names.reduce((n, name) => n + 8 + Math.ceil(Buffer.byteLength(name) / 4) * 4, 0);
     out.dirBlocks += Math.ceil(dirBytes / FS_BLOCK_BYTES);
     names.sort();
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
-      await visit(child, await fs.lstat(join(dir, child)));
+      await visit(child, lstatSync(join(dir, child)));
     }
   };
-  await visit('', await fs.lstat(dir));
+  await visit('', lstatSync(dir));
   return out;
 }
 
@@ -293,7 +296,7 @@ export function ext4BytesFor(w: Pick<StagedWalk, 'dataBlocks' | 'dirBlocks' | 'x
  * The fixes that make the ext4 written by mkfs.ext4 -d from the staged tree say what the layers
  * say: mkfs copies the staged files' owners, modes, mtimes and (none staged) xattrs.
  */
-export async function ext4Fixes(walk: StagedWalk, valueDir: string): Promise<InodeFix[]> {
+export async function ext4Fixes(walk: StagedWalk, valueDir: string, seenOwner?: { uid: number; gid: number }): Promise<InodeFix[]> {
   const fixes: InodeFix[] = [];
   const values = new Map<string, string>();
   let n = 0;
@@ -306,7 +309,10 @@ export async function ext4Fixes(walk: StagedWalk, valueDir: string): Promise<Ino
     done.add(st.ino);
     if (dev) fixes.push({ op: 'mknod', path, kind: meta.type === 'char' ? 'c' : meta.type === 'block' ? 'b' : 'p', major: meta.devmajor, minor: meta.devminor });
     const stagedType = typeOfStat(st);
-    if (dev || meta.uid !== st.uid || meta.gid !== st.gid) fixes.push({ op: 'owner', path, uid: dev || meta.uid !== st.uid ? meta.uid : undefined, gid: dev || meta.gid !== st.gid ? meta.gid : undefined });
+    // The owner mke2fs wrote: the staged file's, or 0:0 when it ran under fakeroot.
+    const uid = seenOwner?.uid ?? st.uid;
+    const gid = seenOwner?.gid ?? st.gid;
+    if (dev || meta.uid !== uid || meta.gid !== gid) fixes.push({ op: 'owner', path, uid: dev || meta.uid !== uid ? meta.uid : undefined, gid: dev || meta.gid !== gid ? meta.gid : undefined });
     if (dev || (stagedType !== 'symlink' && (st.mode & 0o7777) !== meta.mode)) fixes.push({ op: 'mode', path, mode: TYPE_BITS[meta.type] | meta.mode });
     if (dev || Math.floor(st.mtimeMs / 1000) !== Math.floor(meta.mtime)) fixes.push({ op: 'mtime', path, mtime: meta.mtime });
     for (const [name, value] of Object.entries(meta.xattrs)) {
@@ -324,8 +330,8 @@ export async function ext4Fixes(walk: StagedWalk, valueDir: string): Promise<Ino
 }
 
 /** Writes the script and runs debugfs once on the filesystem at `offsetBytes` of `image`. */
-export async function fixExt4(image: string, offsetBytes: number, walk: StagedWalk, workDir: string, signal?: AbortSignal): Promise<number> {
-  const fixes = await ext4Fixes(walk, workDir);
+export async function fixExt4(image: string, offsetBytes: number, walk: StagedWalk, workDir: string, signal?: AbortSignal, seenOwner?: { uid: number; gid: number }): Promise<number> {
+  const fixes = await ext4Fixes(walk, workDir, seenOwner);
   if (!fixes.length) return 0;
   const script = join(workDir, 'debugfs.script');
   await fs.writeFile(script, debugfsScript(fixes));
@@ -432,7 +438,8 @@ export interface PreparedFrom {
 export async function prepareFrom(o: FromOptions, target: string, undo: Undo, signal?: AbortSignal, progress?: (message: string) => void): Promise<PreparedFrom> {
   const resolved = await resolveFrom(o);
   const base = await fs.mkdtemp(join(dirname(target), `.mkimage-from-${process.pid}-`));
-  const cleanup = undo.push(`staging directory ${base}`, () => fs.rm(base, { recursive: true, force: true }));
+  // rmSync: ~9,000 entries removed without a thread-pool round trip each (3 s less on a rootfs).
+  const cleanup = undo.push(`staging directory ${base}`, async () => rmSync(base, { recursive: true, force: true }));
   const stageDir = join(base, 'root');
   const workDir = join(base, 'work');
   await fs.mkdir(stageDir, 0o755);

@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream, promises as fs } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import { LayerError, UsageError } from '../errors.js';
+import { readFileChunks } from '../file/image-file.js';
 import { COMPRESSION_PROBE_BYTES, decompress, detectCompression, readError } from './compression.js';
 import { openTarFile, readTar } from './tar-read.js';
 
@@ -118,7 +119,7 @@ class DirContainer implements Container {
     return (await fs.stat(join(this.root, name))).size;
   }
   open(name: string): AsyncIterable<Buffer> {
-    return createReadStream(join(this.root, name), { highWaterMark: 256 * 1024 });
+    return readFileChunks(join(this.root, name));
   }
 }
 
@@ -194,7 +195,7 @@ export class TarContainer implements Container {
   open(name: string): AsyncIterable<Buffer> {
     const m = this.member(name);
     if (m.size === 0) return (async function* () {})();
-    return createReadStream(this.path, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 256 * 1024 });
+    return readFileChunks(this.path, m.offset, m.size);
   }
 }
 
@@ -367,7 +368,7 @@ async function compressionOf(path: string): Promise<ReturnType<typeof detectComp
 }
 
 function fileLayer(path: string, index: number): LayerBlob {
-  return { index, origin: path, open: () => createReadStream(path, { highWaterMark: 256 * 1024 }) };
+  return { index, origin: path, open: () => readFileChunks(path) };
 }
 
 /** What a single path is: an image (layout dir, docker or OCI archive) or one plain layer tar. */
