@@ -40,6 +40,7 @@ declare -A MODULE_SETS=(
   [ext4]="crc32c_generic crc16 mbcache jbd2 ext4"
   [xfs]="crc32c_generic libcrc32c xfs"
   [fuse]="fuse"
+  [erofs]="crc32c_generic erofs"
 )
 
 # Host programs copied into the guest with their shared libraries.

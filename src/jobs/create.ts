@@ -10,10 +10,11 @@
  * the complete image or is untouched, and no loop device, pool or mount is left.
  */
 import { constants as fsConstants, promises as fs } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError, toolFailedWith } from '../errors.js';
 import {
   allocatedBytes,
+  copyFileInto,
   createSparseFile,
   freeBytes,
   fsyncFile,
@@ -24,14 +25,17 @@ import {
 } from '../file/image-file.js';
 import { buildHeader, type HeaderIds } from '../layout/header.js';
 import { formatDiskSignature } from '../layout/mbr.js';
-import { FS_TYPES, minimumImageBytes, planLayout, type FsType, type LayoutPlan, type Memmap, type TableType } from '../layout/plan.js';
+import { FS_TYPES, imageBytesForPartition, minimumImageBytes, planLayout, type FsType, type LayoutPlan, type Memmap, type TableType } from '../layout/plan.js';
 import { pmemDataOffBytes } from '../layout/pfn.js';
 import { DAX_ALIGN_BYTES, MiB, alignDown, alignUp, formatSize } from '../layout/units.js';
 import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
-import { TOOL_PACKAGES, hasTool } from '../tools/exec.js';
+import { TOOL_PACKAGES, hasTool, run as defaultRun } from '../tools/exec.js';
 import { fallocate } from '../tools/fallocate.js';
 import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
-import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
+import { checkLabel, mkfsErofs, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
+import { encodeSourceRecord, SOURCE_RECORD_OFFSET_BYTES } from '../layout/source-record.js';
+import { startFakeroot, type FakerootSession } from '../tools/fakeroot.js';
+import { ext4BytesFor, ext4Holds, fixExt4, fixHostTree, prepareFrom, tooSmall, type FromOptions, type PreparedFrom } from './from.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import type { AttachedImage } from './attach.js';
@@ -42,8 +46,11 @@ import type { ZfsFlavour } from '../tools/zfs.js';
 
 export interface CreateOptions {
   path: string;
-  /** Bytes (rounded up to the alignment), or 'max': as large as the target filesystem's free space. */
-  size: number | 'max';
+  /**
+   * Bytes (rounded up to the alignment); 'max': as large as the target filesystem's free space;
+   * 'auto' (with `from`): the smallest that holds the content with headroom (jobs/from.ts).
+   */
+  size: number | 'max' | 'auto';
   fs?: FsType;
   /** Thin image: no fallocate. Default: preallocated. */
   sparse?: boolean;
@@ -65,6 +72,8 @@ export interface CreateOptions {
   sourceDateEpoch?: number;
   /** Copy this directory's tree into the new filesystem. */
   populateDir?: string;
+  /** Flatten a container image into the filesystem (ext4, erofs, xfs): `mkimage --from`. */
+  from?: FromOptions;
   /** Replace an existing file at `path`. */
   force?: boolean;
   /** --fs zfs: the pool and its tree; `mount` leaves the image attached with the pool imported there. */
@@ -112,6 +121,20 @@ export interface CreateResult {
   zfs?: Omit<BuildPoolResult, 'flavour'> & { flavour: string; attached?: AttachedImage };
   /** With `import`: what was imported (the zfs datasets and allocatedBytes above count it). */
   imported?: ImportResult;
+  /** --from: what was flattened, and how the filesystem was corrected. */
+  from?: {
+    layers: number;
+    reference?: string;
+    manifestDigest?: string;
+    configDigest?: string;
+    diffIds: string[];
+    entries: number;
+    contentBytes: number;
+    /** Whether --size auto chose the size. */
+    autoSize: boolean;
+    /** Inode corrections (debugfs commands for ext4). */
+    fixes: number;
+  };
   /** Milliseconds per phase. */
   timings: Record<string, number>;
 }
@@ -143,7 +166,11 @@ export async function planCreate(o: CreateOptions): Promise<LayoutPlan> {
     throw new UsageError(`--fs ${fsType} is not one of ${FS_TYPES.join(', ')}`, { fs: fsType });
   }
   let sizeBytes: number;
-  if (o.size === 'max') {
+  if (o.size === 'auto') {
+    if (!o.from) throw new UsageError('--size auto needs --from: the size is chosen from the content of the image');
+    // A placeholder until the content is known (createImage plans again).
+    sizeBytes = minimumImageBytes(fsType, o.memmap, o.table, o.alignBytes ?? DAX_ALIGN_BYTES);
+  } else if (o.size === 'max') {
     const dir = dirname(resolve(o.path));
     const free = await freeBytes(dir);
     const align = o.alignBytes ?? DAX_ALIGN_BYTES;
@@ -193,8 +220,14 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     if (plan.fs === 'ext4' || plan.fs === 'xfs') checkLabel(plan.fs, o.label);
     else if (plan.fs === 'none') throw new UsageError('--label needs a filesystem: --fs ext4 or xfs (the GPT partition name uses it too)');
   }
+  if (o.from) {
+    if (plan.fs === 'none' || plan.fs === 'zfs') throw new UsageError(`--from needs --fs ext4, erofs or xfs (for a pool, use --fs zfs --import SOURCE)`, { fs: plan.fs });
+    if (o.populateDir) throw new UsageError('--from and --populate exclude each other: the filesystem holds the container image');
+  }
+  if (plan.fs === 'erofs' && !o.from && !o.populateDir) throw new UsageError('--fs erofs is read-only and built from its content: give --from SOURCE or --populate DIR');
+  if (plan.fs === 'erofs' && o.label) throw new UsageError('--label: mkfs.erofs 1.5 writes no volume label; leave it out for --fs erofs');
   if (o.populateDir) {
-    if (plan.fs === 'none') throw new UsageError('--populate needs a filesystem: --fs ext4, xfs or zfs');
+    if (plan.fs === 'none') throw new UsageError('--populate needs a filesystem: --fs ext4, xfs, erofs or zfs');
     const p = await fs.stat(o.populateDir).catch(() => undefined);
     if (!p?.isDirectory()) throw new UsageError(`--populate ${o.populateDir} is not a directory`, { populateDir: o.populateDir });
   }
@@ -214,6 +247,11 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   const tools = [
     ...(o.sparse ? [] : ['fallocate']),
     ...(plan.fs === 'ext4' ? ['mkfs.ext4'] : []),
+    ...(plan.fs === 'ext4' && o.from ? ['debugfs'] : []),
+    ...(plan.fs === 'ext4' && o.from && process.getuid?.() !== 0 ? ['faked-sysv'] : []),
+    ...(plan.fs === 'erofs' ? ['mkfs.erofs'] : []),
+    ...(plan.fs === 'erofs' && o.from && process.getuid?.() !== 0 ? ['faked-sysv'] : []),
+    ...((plan.fs === 'erofs' || plan.fs === 'xfs') && o.from ? ['mknod', 'chown', 'chmod', 'setfattr'] : []),
     ...(plan.fs === 'xfs' ? ['mkfs.xfs', 'losetup'] : []),
     ...(plan.fs === 'xfs' && o.populateDir ? ['mount', 'umount', 'cp'] : []),
     ...(plan.fs === 'zfs' ? ['losetup', 'zpool', 'zfs'] : []),
@@ -234,7 +272,7 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     }
     zfsFlavour = flavour;
   }
-  if (!o.sparse) {
+  if (!o.sparse && o.size !== 'auto') {
     const free = await freeBytes(dir);
     const replacing = st?.isFile() ? st.blocks * 512 : 0;
     if (free + replacing < plan.sizeBytes) {
@@ -302,8 +340,23 @@ async function umountIfMounted(dir: string): Promise<void> {
   if (here.dev !== parent.dev) await umount(dir);
 }
 
-async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void, zfsFlavour?: ZfsFlavour): Promise<BuildPoolResult | undefined> {
+async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void, zfsFlavour?: ZfsFlavour, built?: FromBuild): Promise<BuildPoolResult | undefined> {
   const signal = o.signal;
+  if (built?.erofsFile || (plan.fs === 'erofs' && o.populateDir)) {
+    let file = built?.erofsFile;
+    if (!file) {
+      // --populate: mkfs.erofs straight from the directory, into a file next to the image.
+      file = `${temp}.erofs`;
+      undo.push(`erofs file ${file}`, () => removeIfExists(file!));
+      phase('mkfs', `mkfs.erofs from ${o.populateDir}`);
+      await mkfsErofs({ output: file, sourceDir: o.populateDir!, uuid: ids.fsUuid, sourceDateEpoch: o.sourceDateEpoch, signal });
+      const bytes = (await fs.stat(file)).size;
+      if (bytes > plan.fsSizeBytes) throw new NoSpaceError(`the erofs filesystem built from ${o.populateDir} is ${formatSize(bytes)}, more than the ${formatSize(plan.fsSizeBytes)} partition: give --size ${formatSize(imageBytesForPartition(bytes, 'erofs', plan.memmap, plan.table, plan.imageAlignBytes))} or more`, { fsBytes: plan.fsSizeBytes, neededFsBytes: bytes });
+    }
+    phase('copy', `erofs into the partition at ${formatSize(plan.partition.offsetBytes)}`);
+    await copyFileInto(file, temp, plan.partition.offsetBytes);
+    return undefined;
+  }
   if (plan.fs === 'zfs' && o.zfs) {
     phase('loop', 'attaching the partition');
     const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
@@ -316,17 +369,40 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
   }
   if (plan.fs === 'ext4') {
     phase('mkfs', `mkfs.ext4 ${formatSize(plan.fsSizeBytes)}${o.populateDir ? ` from ${o.populateDir}` : ''}`);
-    await mkfsExt4({
-      target: temp,
-      offsetBytes: plan.partition.offsetBytes,
-      sizeBytes: plan.fsSizeBytes,
-      uuid: ids.fsUuid,
-      hashSeed: ids.hashSeed,
-      label: o.label,
-      populateDir: o.populateDir,
-      sourceDateEpoch: o.sourceDateEpoch,
-      signal,
-    });
+    const populateDir = built ? built.prepared.stageDir : o.populateDir;
+    // --from as an ordinary user: mke2fs sees the staged files as root's (fakeroot's unknown-is-root).
+    let session: FakerootSession | undefined;
+    let sessionUndo: number | undefined;
+    if (built && process.getuid?.() !== 0) {
+      session = await startFakeroot(signal);
+      sessionUndo = undo.push(`faked daemon ${session.pid}`, () => session!.stop());
+    }
+    try {
+      await mkfsExt4({
+        target: temp,
+        offsetBytes: plan.partition.offsetBytes,
+        sizeBytes: plan.fsSizeBytes,
+        uuid: ids.fsUuid,
+        hashSeed: ids.hashSeed,
+        label: o.label,
+        populateDir,
+        sourceDateEpoch: o.sourceDateEpoch,
+        signal,
+      }, session?.run);
+      if (sessionUndo !== undefined) await undo.settle(sessionUndo);
+    } catch (e) {
+      // The estimate said it fits, mke2fs says otherwise: the content needs more than estimated.
+      if (built && e instanceof ToolFailedError && /allocate|No space|too many|Could not/i.test(String(e.data.stderr ?? e.message))) {
+        const need = ext4BytesFor(built.prepared.walk, true);
+        throw tooSmall('ext4', plan.fsSizeBytes, need, imageBytesForPartition(need, 'ext4', plan.memmap, plan.table, plan.imageAlignBytes));
+      }
+      throw e;
+    }
+    if (built) {
+      checkAborted(signal, 'mkfs');
+      phase('fixup', 'debugfs: owners, modes, devices, xattrs');
+      built.fixes = await fixExt4(temp, plan.partition.offsetBytes, built.prepared.walk, built.prepared.workDir, signal, session ? { uid: 0, gid: 0 } : undefined);
+    }
   } else if (plan.fs === 'xfs') {
     phase('loop', 'attaching the partition');
     const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
@@ -334,19 +410,77 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     checkAborted(signal, 'loop attach');
     phase('mkfs', `mkfs.xfs ${formatSize(plan.fsSizeBytes)} on ${device}`);
     await mkfsXfs({ device, uuid: ids.fsUuid, label: o.label, signal });
-    if (o.populateDir) {
+    const populateDir = built ? built.prepared.stageDir : o.populateDir;
+    if (populateDir) {
       checkAborted(signal, 'mkfs');
-      phase('populate', `copying ${o.populateDir}`);
+      phase('populate', `copying ${populateDir}`);
       const dir = await fs.mkdtemp(`${dirname(temp)}/.mkimage-mnt-`);
       const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir));
       const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir));
       await mount(device, dir, 'xfs', [], signal);
-      await copyTree(o.populateDir, dir, signal);
+      await copyTree(populateDir, dir, signal);
       await undo.settle(mountUndo);
       await undo.settle(dirUndo);
     }
     await undo.settle(loopUndo);
   }
+}
+
+interface FromBuild {
+  prepared: PreparedFrom;
+  plan: LayoutPlan;
+  /** erofs: the filesystem built in a file of its own, copied into the partition. */
+  erofsFile?: string;
+  fixes: number;
+}
+
+/**
+ * --from up to the filesystem: stage the layers, correct the tree for erofs and xfs and build the
+ * erofs file, then the final plan (--size auto: from the content; a given size: checked against it).
+ */
+async function buildFrom(o: CreateOptions, provisional: LayoutPlan, target: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void): Promise<FromBuild> {
+  const asRoot = process.getuid?.() === 0;
+  const prepared = await prepareFrom(o.from!, target, undo, o.signal, (m) => o.onProgress?.({ phase: 'layers', message: m }));
+  const fsType = provisional.fs;
+  const align = provisional.imageAlignBytes;
+  const planFor = (sizeBytes: number) => planLayout({ sizeBytes, fs: fsType, memmap: provisional.memmap, table: provisional.table, imageAlignBytes: align });
+  const out: FromBuild = { prepared, plan: provisional, fixes: 0 };
+  if (fsType === 'erofs' || fsType === 'xfs') {
+    phase('fixup', `owners, modes, devices and xattrs of the staged tree${asRoot ? '' : ' (fakeroot)'}`);
+    let session: FakerootSession | undefined;
+    let sessionUndo: number | undefined;
+    if (!asRoot) {
+      session = await startFakeroot(o.signal);
+      sessionUndo = undo.push(`faked daemon ${session.pid}`, () => session!.stop());
+    }
+    const run = session?.run ?? defaultRun;
+    await fixHostTree(prepared.stageDir, prepared.walk, run, prepared.workDir, o.signal);
+    if (fsType === 'erofs') {
+      phase('mkfs', 'mkfs.erofs');
+      out.erofsFile = join(prepared.workDir, 'fs.erofs');
+      await mkfsErofs({ output: out.erofsFile, sourceDir: prepared.stageDir, uuid: ids.fsUuid, sourceDateEpoch: o.sourceDateEpoch, signal: o.signal }, run);
+      if (sessionUndo !== undefined) await undo.settle(sessionUndo);
+      const bytes = (await fs.stat(out.erofsFile)).size;
+      const auto = imageBytesForPartition(bytes, 'erofs', provisional.memmap, provisional.table, align);
+      if (o.size === 'auto') out.plan = planFor(auto);
+      else if (provisional.fsSizeBytes < bytes) throw tooSmall('erofs', provisional.fsSizeBytes, bytes, auto);
+    }
+  }
+  if (fsType === 'ext4' || fsType === 'xfs') {
+    // xfs: its own metadata is larger than ext4's; its 300 MiB minimum covers small trees.
+    const needAuto = ext4BytesFor(prepared.walk, true);
+    const auto = imageBytesForPartition(needAuto, fsType, provisional.memmap, provisional.table, align);
+    if (o.size === 'auto') out.plan = planFor(auto);
+    else if (!ext4Holds(provisional.fsSizeBytes, prepared.walk)) throw tooSmall(fsType, provisional.fsSizeBytes, ext4BytesFor(prepared.walk, false), auto);
+  }
+  if (!o.sparse) {
+    const dir = dirname(target);
+    const free = await freeBytes(dir);
+    if (free < out.plan.sizeBytes) {
+      throw new NoSpaceError(`not enough space for a preallocated ${formatSize(out.plan.sizeBytes)} image in ${dir}: ${formatSize(free)} free after staging the content (use --sparse, or free some space)`, { neededBytes: out.plan.sizeBytes, freeBytes: free, dir });
+    }
+  }
+  return out;
 }
 
 export async function createImage(o: CreateOptions): Promise<CreateResult> {
@@ -361,9 +495,8 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
     checkAborted(o.signal, name);
     o.onProgress?.({ phase: name, message });
   };
-  const plan = await planCreate(o);
+  let plan = await planCreate(o);
   const ids = makeIds(o);
-  const headerWrites = buildHeader(plan, ids);
   const { zfsFlavour } = await preflight(o, plan);
   if (o.import?.length) {
     if (plan.fs !== 'zfs') throw new UsageError('--import needs --fs zfs: layers live in the pool', { import: o.import });
@@ -375,8 +508,16 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   const sparse = o.sparse ?? false;
 
   let pool: BuildPoolResult | undefined;
+  let built: FromBuild | undefined;
   try {
     await withUndo(o.signal, async (undo) => {
+      if (o.from) {
+        phase('layers', `flattening ${o.from.sources.join(' ')}`);
+        built = await buildFrom(o, plan, target, ids, undo, phase);
+        plan = built.plan;
+      }
+      const headerWrites = buildHeader(plan, ids);
+      if (built) headerWrites.push({ offsetBytes: SOURCE_RECORD_OFFSET_BYTES, data: encodeSourceRecord(built.prepared.record), what: 'source record' });
       const temp = tempPathFor(target);
       phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
       // Recorded first: the file exists as soon as open(2) returns, and sizing it can still fail.
@@ -397,7 +538,8 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
       }
       phase('header', 'writing MBR/GPT and PFN info block');
       await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
-      pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour);
+      pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour, built);
+      if (built) await undo.settle(built.prepared.cleanup);
       phase('publish', `renaming into place as ${o.path}`);
       await fsyncFile(temp);
       checkAborted(o.signal, 'publish');
@@ -472,6 +614,17 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
     },
     zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
     imported,
+    from: built && {
+      layers: built.prepared.layers,
+      ...(built.prepared.source.reference ? { reference: built.prepared.source.reference } : {}),
+      ...(built.prepared.source.manifestDigest ? { manifestDigest: built.prepared.source.manifestDigest } : {}),
+      ...(built.prepared.source.configDigest ? { configDigest: built.prepared.source.configDigest } : {}),
+      diffIds: built.prepared.source.diffIds,
+      entries: built.prepared.walk.entries.length,
+      contentBytes: built.prepared.walk.bytes,
+      autoSize: o.size === 'auto',
+      fixes: built.fixes,
+    },
     timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
   };
 }

@@ -12,6 +12,7 @@ import { MBR_BYTES, MBR_TYPE_GPT_PROTECTIVE, checkMbr, decodeMbr, formatDiskSign
 import { PAGE_SIZE, PFN_MODE_PMEM, PFN_SB_BYTES, checkPfnInfo, decodePfnInfo, effectivePfn } from '../layout/pfn.js';
 import { PFN_INFO_OFFSET_BYTES, SECTOR_BYTES } from '../layout/units.js';
 import { bytesToGuid, bytesToUuid } from '../layout/uuid.js';
+import { SOURCE_RECORD_BYTES, SOURCE_RECORD_OFFSET_BYTES, decodeSourceRecord, type SourceRecord } from '../layout/source-record.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 
 /** The bytes read from the start: MBR, GPT header, PFN block, GPT entries at LBA 16..47. */
@@ -63,6 +64,8 @@ export interface ImageReport {
    * each other; a file of another size was grown or cut without them (problem `size`).
    */
   describedSizeBytes?: number;
+  /** Where an image built with --from came from (the source record at byte 1024), if it has one. */
+  source?: SourceRecord;
   /** Every rule that fails, with the field that fails it. Empty = a guest gets fsdax /dev/pmem0. */
   problems: Problem[];
   /** No problem at all: host tools and a guest kernel both accept the image. */
@@ -234,6 +237,15 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
     );
   }
 
+  // The source record (--from), in the head already read.
+  if (head.length >= SOURCE_RECORD_OFFSET_BYTES + SOURCE_RECORD_BYTES) {
+    const rec = decodeSourceRecord(head.subarray(SOURCE_RECORD_OFFSET_BYTES, SOURCE_RECORD_OFFSET_BYTES + SOURCE_RECORD_BYTES));
+    if (rec.present) {
+      report.source = rec.record;
+      problems.push(...rec.problems);
+    }
+  }
+
   // What lives in the partition (bounded reads).
   const at = report.partition?.offsetBytes ?? dataOff;
   if (at !== undefined && at < sizeBytes) {
@@ -246,6 +258,17 @@ export async function readImageHeader(path: string): Promise<ImageReport> {
   }
   report.ok = problems.length === 0;
   return report;
+}
+
+/**
+ * The source record of an image built with --from (undefined for other images): one 3 KiB read.
+ * Throws InvalidImageError when the record is there but damaged.
+ */
+export async function readSourceRecord(path: string): Promise<SourceRecord | undefined> {
+  const rec = decodeSourceRecord(await readAt(path, SOURCE_RECORD_OFFSET_BYTES, SOURCE_RECORD_BYTES).then((b) => (b.length < SOURCE_RECORD_BYTES ? Buffer.concat([b, Buffer.alloc(SOURCE_RECORD_BYTES - b.length)]) : b)));
+  if (!rec.present) return undefined;
+  if (rec.problems.length) throw new InvalidImageError(`${path}: the source record at byte ${SOURCE_RECORD_OFFSET_BYTES} is damaged: ${rec.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, { path, problems: rec.problems });
+  return rec.record;
 }
 
 /** The inspect job: the report; its `ok` says whether host tools and a guest accept the image. */

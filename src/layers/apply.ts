@@ -16,19 +16,22 @@
  * Safety: an entry path must be relative and free of `..`. Its parent directories are walked from
  * the root with lstat: a real directory is entered; a symlink is followed only when its target is
  * relative and stays inside the root (`lib -> usr/lib`), since then it means the same place on the
- * host and in the guest; an absolute target, or one whose `..` climbs above the root, is refused.
+ * host and in the guest; an absolute target is resolved from the root of the tree being built
+ * (`var/run -> /run` leads to `run`), as runtimes resolve it in the container; a `..` that climbs
+ * above the root is refused.
  * The last component is never followed: what is there is removed first, files are created with
  * O_CREAT|O_EXCL|O_NOFOLLOW, and metadata is set on the open descriptor or with l* calls. A hard
  * link's target is resolved by the same rules and must exist and not be a directory. Any refusal
  * is a LayerError naming the entry and the rule; what was applied before it stays (the caller
  * destroys the half-made dataset).
  */
-import { constants, promises as fs, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, writeSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
 import { run, type Runner } from '../tools/exec.js';
-import { decompress, readTar, type TarEntry } from './tar-read.js';
+import { decompress } from './compression.js';
+import { readTar, type TarEntry } from './tar-read.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
@@ -40,7 +43,34 @@ const PATH_MAX = 4095;
 /** Symlinks followed while resolving one path before giving up (Linux's MAXSYMLINKS). */
 const MAX_SYMLINKS = 40;
 
+/** What an entry of the merged tree is, as the layers say (the staged copy may differ: see StagedTree). */
+export interface EntryMeta {
+  type: 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo';
+  /** Permission bits with setuid/setgid/sticky (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  devmajor: number;
+  devminor: number;
+  xattrs: Record<string, Buffer>;
+}
+
+/**
+ * Staging for a filesystem builder that corrects inodes afterwards (mkfs -d + debugfs, or
+ * fakeroot + mkfs.erofs): layers are applied as an ordinary user would, and `meta` records what
+ * each path must be. On disk: no owners set, files at least 0600 and directories at least 0700
+ * (so that later layers and mkfs can read and write them), device nodes and fifos as empty
+ * placeholder files, no xattrs. `meta` is keyed by the path relative to the root ('' = the root);
+ * hard links share their target's record.
+ */
+export interface StagedTree {
+  meta: Map<string, EntryMeta>;
+}
+
 export interface ApplyOptions {
+  /** Record owners, modes, devices and xattrs in this tree instead of applying them (see StagedTree). */
+  stage?: StagedTree;
   /** Set owners, create devices and fifos. Default: whether this process runs as uid 0. */
   isRoot?: boolean;
   signal?: AbortSignal;
@@ -87,7 +117,6 @@ export type RefusalRule =
   | 'name-too-long'
   | 'bad-whiteout'
   | 'inside-whiteout'
-  | 'symlink-absolute'
   | 'symlink-escape'
   | 'symlink-loop'
   | 'parent-not-directory'
@@ -123,13 +152,9 @@ function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
 }
 
+/** Synchronous like the other per-entry calls (see the 'file' case in apply). */
 async function lstatOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await fs.lstat(path);
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return null;
-    throw e;
-  }
+  return lstatSync(path, { throwIfNoEntry: false }) ?? null;
 }
 
 /** Linux's major/minor split of a dev_t (glibc gnu_dev_makedev). */
@@ -161,7 +186,23 @@ class Applier {
     private readonly root: string,
     private readonly isRoot: boolean,
     private readonly runner: Runner,
+    private readonly stage?: StagedTree,
   ) {}
+
+  /** Records what `rel` must be (staging only). */
+  private record(rel: string, entry: TarEntry, type: EntryMeta['type']): void {
+    this.stage?.meta.set(rel, { type, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, devmajor: entry.devmajor, devminor: entry.devminor, xattrs: entry.xattrs });
+  }
+
+  /** Forgets `rel` and everything below it (staging only): it was removed. */
+  private forget(rel: string, isDir = true): void {
+    const meta = this.stage?.meta;
+    if (!meta) return;
+    meta.delete(rel);
+    if (!isDir) return;
+    const prefix = `${rel}/`;
+    for (const k of meta.keys()) if (k.startsWith(prefix)) meta.delete(k);
+  }
 
   private abs(parts: readonly string[]): string {
     return parts.length ? join(this.root, ...parts) : this.root;
@@ -193,8 +234,10 @@ class Applier {
       if (st === null) {
         if (!create) return null;
         // Explicit chmod: the result must not depend on the umask.
-        await fs.mkdir(this.abs(here), 0o755);
-        await fs.chmod(this.abs(here), 0o755);
+        mkdirSync(this.abs(here), 0o755);
+        chmodSync(this.abs(here), 0o755);
+        this.forget(here.join('/'));
+        this.stage?.meta.set(here.join('/'), { type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: entry.mtime, devmajor: 0, devminor: 0, xattrs: {} });
         resolved.push(c);
         continue;
       }
@@ -205,12 +248,9 @@ class Applier {
       if (st.isSymbolicLink()) {
         if (++links > MAX_SYMLINKS) throw refuse(entry, 'symlink-loop', `more than ${MAX_SYMLINKS} symlinks while resolving ${JSON.stringify(key)}`);
         const target = await fs.readlink(this.abs(here));
-        if (target.startsWith('/')) {
-          throw refuse(entry, 'symlink-absolute', `parent ${JSON.stringify(here.join('/'))} is a symlink to the absolute path ${JSON.stringify(target)}; writing through it is refused (it names one place on the host and another in the guest)`, {
-            symlink: here.join('/'),
-            target,
-          });
-        }
+        // An absolute target names a place in the image's own root (`var/run -> /run`), as an
+        // OCI runtime resolves it (chroot semantics): start again from the root, never the host's.
+        if (target.startsWith('/')) resolved.length = 0;
         queue.unshift(...target.split('/'));
         continue;
       }
@@ -236,6 +276,7 @@ class Applier {
     const st = await lstatOrNull(path);
     if (st === null) return 'none';
     if (keepDir && st.isDirectory()) return 'kept';
+    this.forget(path === this.root ? '' : path.slice(this.root.length + 1), st.isDirectory());
     if (st.isDirectory()) {
       await fs.rm(path, { recursive: true, force: true });
       this.dirCache.clear();
@@ -263,6 +304,7 @@ class Applier {
         continue;
       }
       await fs.rm(this.abs(child.split('/')), { recursive: true, force: true });
+      this.forget(child);
     }
     this.dirCache.clear();
   }
@@ -273,6 +315,7 @@ class Applier {
     if (parts.length === 0) {
       if (entry.type !== 'directory') throw refuse(entry, 'replace-root', `the root itself can only be a directory, not a ${entry.type}`);
       this.dirMeta.set('', { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
+      this.record('', entry, 'directory');
       this.stats.directories++;
       return;
     }
@@ -311,29 +354,38 @@ class Applier {
 
     switch (entry.type) {
       case 'directory': {
-        if ((await this.clear(path, true)) !== 'kept') await fs.mkdir(path, 0o700);
+        if ((await this.clear(path, true)) !== 'kept') mkdirSync(path, 0o700);
         this.dirMeta.set(rel, { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
+        this.record(rel, entry, 'directory');
         this.stats.directories++;
         break;
       }
       case 'file': {
-        await this.clear(path, false);
-        const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        // Synchronous calls: one file is a handful of syscalls, and a thread-pool round trip
+        // for each cost more than the syscall (a Debian rootfs: 3x the time of tar -x).
+        // O_EXCL first; only an existing path is looked at and cleared (then created again).
+        const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+        let fd: number;
+        try {
+          fd = openSync(path, flags, 0o600);
+        } catch (e) {
+          if (errno(e) !== 'EEXIST') throw e;
+          await this.clear(path, false);
+          fd = openSync(path, flags, 0o600);
+        }
         try {
           for await (const chunk of entry.body()) {
             let done = 0;
-            while (done < chunk.length) {
-              const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
-              done += bytesWritten;
-            }
+            while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
             this.stats.bytes += chunk.length;
           }
-          if (this.isRoot) await fh.chown(entry.uid, entry.gid);
-          await fh.chmod(entry.mode & 0o7777);
-          await fh.utimes(entry.mtime, entry.mtime);
+          if (this.isRoot) fchownSync(fd, entry.uid, entry.gid);
+          fchmodSync(fd, this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777);
+          futimesSync(fd, entry.mtime, entry.mtime);
         } finally {
-          await fh.close();
+          closeSync(fd);
         }
+        this.record(rel, entry, 'file');
         this.stats.files++;
         break;
       }
@@ -343,9 +395,10 @@ class Applier {
           throw refuse(entry, 'bad-symlink-target', `symlink target ${JSON.stringify(target.slice(0, 60))} is empty, holds a NUL byte or is longer than ${PATH_MAX} bytes`);
         }
         await this.clear(path, false);
-        await fs.symlink(target, path);
-        if (this.isRoot) await fs.lchown(path, entry.uid, entry.gid);
-        await fs.lutimes(path, entry.mtime, entry.mtime);
+        symlinkSync(target, path);
+        if (this.isRoot) lchownSync(path, entry.uid, entry.gid);
+        lutimesSync(path, entry.mtime, entry.mtime);
+        this.record(rel, entry, 'symlink');
         this.stats.symlinks++;
         break;
       }
@@ -359,12 +412,24 @@ class Applier {
         if (targetRel.join('/') === rel) break; // a link to itself changes nothing
         await this.clear(path, false);
         await fs.link(this.abs(targetRel), path);
+        const shared = this.stage?.meta.get(targetRel.join('/'));
+        if (shared) this.stage!.meta.set(rel, shared);
         this.stats.hardlinks++;
         break;
       }
       case 'char':
       case 'block':
       case 'fifo': {
+        if (this.stage) {
+          // A placeholder the filesystem builder turns into the node (debugfs mknod, fakeroot).
+          await this.clear(path, false);
+          const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+          await fh.close();
+          await fs.lutimes(path, entry.mtime, entry.mtime);
+          this.record(rel, entry, entry.type);
+          this.stats.devices++;
+          break;
+        }
         if (!this.isRoot) {
           throw refuse(entry, 'device-not-root', `${entry.type === 'fifo' ? 'a fifo' : `a ${entry.type} device ${entry.devmajor}:${entry.devminor}`} is created only when running as root`);
         }
@@ -402,33 +467,37 @@ class Applier {
     for (const [rel, meta] of dirs) {
       const parts = rel ? rel.split('/') : [];
       if (!(await this.isRealDirChain(parts))) continue;
-      let fh: fs.FileHandle;
+      let fd: number;
       try {
-        fh = await fs.open(this.abs(parts), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        fd = openSync(this.abs(parts), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       } catch (e) {
         // Replaced later in the same layer by something else: its own entry has its metadata.
         if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR' || errno(e) === 'ELOOP') continue;
         throw e;
       }
       try {
-        if (this.isRoot) await fh.chown(meta.uid, meta.gid);
-        await fh.chmod(meta.mode & 0o7777);
-        await fh.utimes(meta.mtime, meta.mtime);
+        if (this.isRoot) fchownSync(fd, meta.uid, meta.gid);
+        fchmodSync(fd, this.stage ? (meta.mode & 0o7777) | 0o700 : meta.mode & 0o7777);
+        futimesSync(fd, meta.mtime, meta.mtime);
       } catch (e) {
         throw wrapFsError(e, { path: meta.entry, offset: -1 });
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     }
   }
 
   private async isRealDirChain(parts: readonly string[]): Promise<boolean> {
-    for (let i = 1; i <= parts.length; i++) {
+    // Every directory of this layer is checked: a chain already found real is not walked again.
+    for (let i = parts.length; i >= 1; i--) {
+      if (this.realDirs.has(parts.slice(0, i).join('/'))) break;
       const st = await lstatOrNull(this.abs(parts.slice(0, i)));
       if (!st?.isDirectory()) return false;
     }
+    for (let i = 1; i <= parts.length; i++) this.realDirs.add(parts.slice(0, i).join('/'));
     return true;
   }
+  private realDirs = new Set<string>();
 }
 
 function depth(rel: string): number {
@@ -450,7 +519,7 @@ function wrapFsError(e: unknown, entry: Pick<TarEntry, 'path' | 'offset'>): Mkim
  * hostile or malformed entry (naming it and the rule), NoSpaceError when the disk fills.
  */
 export async function applyLayer(tar: AsyncIterable<Uint8Array>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
-  return applyEntries(readTar(decompress(tar)), rootDir, options);
+  return applyEntries(readTar(decompress(tar, 'layer', options.signal)), rootDir, options);
 }
 
 /**
@@ -466,7 +535,7 @@ export async function applyEntries(entries: AsyncIterable<TarEntry>, rootDir: st
   const root = await fs.realpath(resolve(rootDir));
   const rootStat = await fs.lstat(root);
   if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
-  const applier = new Applier(root, options.isRoot ?? process.getuid?.() === 0, options.runner ?? run);
+  const applier = new Applier(root, options.stage ? false : (options.isRoot ?? process.getuid?.() === 0), options.runner ?? run, options.stage);
   for await (const entry of entries) {
     checkAborted(options.signal, 'layer extraction');
     const names = Object.keys(entryXattrs(entry));

@@ -19,10 +19,11 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, createReadStream, promises as fs } from 'node:fs';
-import { join, posix } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import { LayerError, UsageError } from '../errors.js';
-import { BLOCK, MAX_META_BYTES, decodeHeader, isZeroBlock, padding, parsePax } from './tar-header.js';
-import { decompress, readError, readTar } from './tar-read.js';
+import { readFileChunks } from '../file/image-file.js';
+import { COMPRESSION_PROBE_BYTES, decompress, detectCompression, readError } from './compression.js';
+import { openTarFile, readTar } from './tar-read.js';
 
 export type SourceKind = 'oci-layout' | 'oci-archive' | 'docker-archive' | 'layer-tars';
 
@@ -49,6 +50,23 @@ export interface SourceImage {
   /** Image references (e.g. "docker.io/library/alpine:3.19"); empty for plain layer tars. */
   names: string[];
   layers: LayerBlob[];
+  /** Every name the index gives the image (both annotations), for choosing one by name. */
+  refs?: string[];
+  /** "sha256:<hex>" of the image manifest (OCI layouts and archives). */
+  manifestDigest?: string;
+  /** "sha256:<hex>" of the image config blob. */
+  configDigest?: string;
+  /** The image config's `config` object (Entrypoint, Cmd, Env, WorkingDir, User...), when there is one. */
+  runConfig?: Record<string, unknown>;
+}
+
+function runConfigOf(config: Record<string, unknown>): Record<string, unknown> | undefined {
+  const c = config.config;
+  return c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : undefined;
+}
+
+function sha256Of(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -101,7 +119,7 @@ class DirContainer implements Container {
     return (await fs.stat(join(this.root, name))).size;
   }
   open(name: string): AsyncIterable<Buffer> {
-    return createReadStream(join(this.root, name), { highWaterMark: 256 * 1024 });
+    return readFileChunks(join(this.root, name));
   }
 }
 
@@ -110,6 +128,12 @@ interface Member {
   size: number;
   /** Symlink or hard link target, already resolved to a member name. */
   link?: string;
+}
+
+/** A member name as an archive stores it, normalized: no "./" prefix, no trailing slash; the root is ".". */
+export function archiveName(name: string): string {
+  const n = posix.normalize(name).replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+  return n === '' ? '.' : n;
 }
 
 /** An uncompressed tar archive indexed by its headers; members are byte ranges of the file. */
@@ -124,57 +148,26 @@ export class TarContainer implements Container {
   }
 
   /**
-   * Reads every header of the archive (bodies skipped with pread offsets). With `onlyIf`, gives
-   * up (null) at the first member name it rejects: a plain layer tar is not indexed in full.
+   * Reads every header of the archive with the one tar walker (bodies skipped by position). With
+   * `onlyIf`, gives up (null) at the first member name it rejects: a plain layer tar is not
+   * indexed in full.
    */
   static async index(path: string, onlyIf?: (name: string) => boolean): Promise<TarContainer | null> {
     const members = new Map<string, Member>();
-    const fh = await fs.open(path, constants.O_RDONLY);
+    const file = await openTarFile(path);
     try {
-      const fileSize = (await fh.stat()).size;
-      const readAt = async (pos: number, n: number): Promise<Buffer> => {
-        const buf = Buffer.alloc(n);
-        const { bytesRead } = await fh.read(buf, 0, n, pos);
-        if (bytesRead !== n) throw new LayerError(`${path}: archive truncated at byte ${pos + bytesRead} (wanted ${n} bytes)`, { path, offset: pos });
-        return buf;
-      };
-      let pos = 0;
-      let longName: string | undefined;
-      let paxPath: string | undefined;
-      let paxLink: string | undefined;
-      let paxSize: number | undefined;
-      while (pos + BLOCK <= fileSize) {
-        const block = await readAt(pos, BLOCK);
-        if (isZeroBlock(block)) break;
-        const h = decodeHeader(block, pos);
-        const bodyAt = pos + BLOCK;
-        if (h.type === 'pax' || h.type === 'gnu-longname' || h.type === 'pax-global' || h.type === 'gnu-longlink') {
-          if (h.size > MAX_META_BYTES) throw new LayerError(`${path}: ${h.type} header at byte ${pos} claims ${h.size} bytes`, { path, offset: pos });
-          const body = await readAt(bodyAt, h.size);
-          if (h.type === 'pax') {
-            const r = parsePax(body, pos);
-            paxPath = r.path ?? paxPath;
-            paxLink = r.linkpath ?? paxLink;
-            paxSize = r.size ?? paxSize;
-          } else if (h.type === 'gnu-longname') longName = body.toString('utf8').replace(/\0.*$/s, '');
-          else if (h.type === 'gnu-longlink') paxLink = body.toString('utf8').replace(/\0.*$/s, '');
-          pos = bodyAt + h.size + padding(h.size);
-          continue;
-        }
-        const name = posix.normalize(paxPath ?? longName ?? h.name).replace(/^\.\//, '').replace(/\/$/, '');
+      for await (const e of readTar(file)) {
+        // `tar -cf x.tar .` names members "./manifest.json" and the root "./".
+        const name = archiveName(e.path);
         if (onlyIf && name !== '.' && !onlyIf(name)) return null;
-        const size = h.type === 'file' ? (paxSize ?? h.size) : 0;
-        const link = paxLink ?? h.linkname;
-        if (h.type === 'file') members.set(name, { offset: bodyAt, size });
-        else if (h.type === 'symlink') members.set(name, { offset: 0, size: 0, link: posix.normalize(posix.join(posix.dirname(name), link)) });
-        else if (h.type === 'hardlink') members.set(name, { offset: 0, size: 0, link: posix.normalize(link).replace(/^\.\//, '') });
-        paxPath = paxLink = longName = undefined;
-        paxSize = undefined;
-        if (bodyAt + size > fileSize) throw new LayerError(`${path}: member ${JSON.stringify(name)} runs past the end of the archive`, { path, member: name });
-        pos = bodyAt + size + padding(size);
+        if (e.type === 'file') members.set(name, { offset: e.dataOffset, size: e.size });
+        else if (e.type === 'symlink') members.set(name, { offset: 0, size: 0, link: posix.normalize(posix.join(posix.dirname(name), e.linkpath)) });
+        else if (e.type === 'hardlink') members.set(name, { offset: 0, size: 0, link: archiveName(e.linkpath) });
       }
+    } catch (e) {
+      throw e instanceof LayerError ? new LayerError(`${path}: ${e.message}`, { ...e.data, path }, { cause: e }) : e;
     } finally {
-      await fh.close();
+      await file.close();
     }
     return new TarContainer(path, members);
   }
@@ -202,7 +195,7 @@ export class TarContainer implements Container {
   open(name: string): AsyncIterable<Buffer> {
     const m = this.member(name);
     if (m.size === 0) return (async function* () {})();
-    return createReadStream(this.path, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 256 * 1024 });
+    return readFileChunks(this.path, m.offset, m.size);
   }
 }
 
@@ -221,6 +214,10 @@ async function readJson(c: Container, name: string, what: string, digest?: strin
     const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (got !== digest) throw new LayerError(`${c.describe}: ${what} ${name} has digest ${got}, its descriptor says ${digest}`, { source: c.describe, member: name });
   }
+  return parseJson(c, name, what, bytes);
+}
+
+function parseJson(c: Container, name: string, what: string, bytes: Buffer): Record<string, unknown> {
   try {
     const v: unknown = JSON.parse(bytes.toString('utf8'));
     if (v === null || typeof v !== 'object') throw new Error('not an object or array');
@@ -264,6 +261,7 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
   const byDigest = new Map<string, SourceImage>();
   for (const top of descriptors(index.manifests, `${source}: index.json`)) {
     const names = [top.annotations?.['io.containerd.image.name'] ?? top.annotations?.['org.opencontainers.image.ref.name']].filter((n): n is string => typeof n === 'string' && n !== '');
+    const refs = [top.annotations?.['io.containerd.image.name'], top.annotations?.['org.opencontainers.image.ref.name']].filter((n): n is string => typeof n === 'string' && n !== '');
     let desc = top;
     for (let depth = 0; desc.mediaType === MEDIA.ociIndex || desc.mediaType === MEDIA.dockerList; depth++) {
       if (depth > 4) throw new LayerError(`${source}: image indexes nested more than 4 deep`, { source });
@@ -284,6 +282,7 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
     const seen = byDigest.get(key);
     if (seen) {
       for (const n of names) if (!seen.names.includes(n)) seen.names.push(n);
+      for (const n of refs) if (!seen.refs!.includes(n)) seen.refs!.push(n);
       continue;
     }
     const where = `${source}: manifest ${desc.digest}`;
@@ -309,7 +308,7 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
       }
       blobs.push({ index: i, origin: `${source}:${name}`, mediaType: l.mediaType, blobDigest: l.digest, diffId: diffIds[i], size: l.size, open: () => c.open(name) });
     }
-    const image: SourceImage = { source, kind, names, layers: blobs };
+    const image: SourceImage = { source, kind, names, refs, layers: blobs, manifestDigest: desc.digest, configDigest: config?.digest, runConfig: runConfigOf(configJson) };
     byDigest.set(key, image);
   }
   if (!byDigest.size) throw new LayerError(`${source}: index.json lists no image`, { source });
@@ -324,7 +323,9 @@ async function dockerImages(c: Container, source: string): Promise<SourceImage[]
   for (const [n, m] of (manifest as Record<string, unknown>[]).entries()) {
     const where = `${source}: manifest.json[${n}]`;
     const configName = memberName(m.Config, `${where}.Config`);
-    const diffIds = diffIdsOf(await readJson(c, configName, 'image config'), where);
+    const configBytes = await readAll(c, configName, 'image config');
+    const configJson = parseJson(c, configName, 'image config', configBytes);
+    const diffIds = diffIdsOf(configJson, where);
     const layers = m.Layers;
     if (!Array.isArray(layers) || layers.length !== diffIds.length) {
       throw new LayerError(`${where}: Layers must list one file per diff_id (${diffIds.length})`, { source });
@@ -334,6 +335,8 @@ async function dockerImages(c: Container, source: string): Promise<SourceImage[]
       source,
       kind: 'docker-archive',
       names,
+      configDigest: sha256Of(configBytes),
+      runConfig: runConfigOf(configJson),
       layers: layers.map((l, i): LayerBlob => {
         const name = memberName(l, `${where}.Layers[${i}]`);
         if (!c.has(name)) {
@@ -353,19 +356,19 @@ const IMAGE_ARCHIVE_NAME = /^(\.\/)?(manifest\.json|index\.json|oci-layout|repos
 /** Every member of a docker or OCI archive has one of these names. */
 const IMAGE_ARCHIVE_MEMBER = /^(manifest\.json|index\.json|oci-layout|repositories|blobs(\/.*)?|[0-9a-f]{64}(\.json|\/.*)?)$/;
 
-async function isGzip(path: string): Promise<boolean> {
+async function compressionOf(path: string): Promise<ReturnType<typeof detectCompression>> {
   const fh = await fs.open(path, constants.O_RDONLY);
   try {
-    const b = Buffer.alloc(2);
-    await fh.read(b, 0, 2, 0);
-    return b[0] === 0x1f && b[1] === 0x8b;
+    const b = Buffer.alloc(COMPRESSION_PROBE_BYTES);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    return detectCompression(b.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
 }
 
 function fileLayer(path: string, index: number): LayerBlob {
-  return { index, origin: path, open: () => createReadStream(path, { highWaterMark: 256 * 1024 }) };
+  return { index, origin: path, open: () => readFileChunks(path) };
 }
 
 /** What a single path is: an image (layout dir, docker or OCI archive) or one plain layer tar. */
@@ -382,11 +385,13 @@ async function classify(path: string): Promise<{ images: SourceImage[] } | { lay
     return { images: await ociImages(c, path, 'oci-layout') };
   }
   if (!st.isFile()) throw new UsageError(`${path} is neither a file nor a directory`, { source: path });
-  if (await isGzip(path)) {
+  const compression = await compressionOf(path);
+  if (compression !== 'none') {
     // A compressed archive cannot be indexed by offset: look at its first entry only.
     for await (const e of readTar(decompress(createReadStream(path), path))) {
-      if (IMAGE_ARCHIVE_NAME.test(e.path)) {
-        throw new UsageError(`${path} is a compressed image archive (its first entry is ${e.path}): gunzip it first, then import the .tar`, { source: path });
+      if (archiveName(e.path) === '.') continue;
+      if (IMAGE_ARCHIVE_NAME.test(archiveName(e.path))) {
+        throw new UsageError(`${path} is a ${compression}-compressed image archive (its first entry is ${e.path}): decompress it first (${compression === 'gzip' ? 'gunzip' : 'zstd -d'}), then import the .tar`, { source: path });
       }
       break;
     }
@@ -460,10 +465,8 @@ export function openLayer(blob: LayerBlob, onBytes?: (p: { storedBytes: number; 
     try {
       for await (const chunk of blob.open()) {
         if (compressed === undefined) {
-          // Plain only when the first 4 bytes are there and are neither gzip's nor zstd's magic.
-          const gzip = chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
-          const zstd = chunk.length >= 4 && chunk.readUInt32BE(0) === 0x28b52ffd;
-          compressed = chunk.length < 4 || gzip || zstd;
+          // Plain only when the first bytes are there and are no compression's magic.
+          compressed = chunk.length < COMPRESSION_PROBE_BYTES || detectCompression(chunk) !== 'none';
         }
         if (compressed) blobHash.update(chunk);
         storedBytes += chunk.length;
@@ -525,4 +528,9 @@ export async function layerDigests(blob: LayerBlob): Promise<LayerDigests> {
     await s.close();
     throw e;
   }
+}
+
+/** A short name for an image in messages: its first reference name, else the source file's name. */
+export function sourceLabel(image: SourceImage): string {
+  return image.names[0] ?? basename(image.source.split(' ')[0] ?? image.source);
 }

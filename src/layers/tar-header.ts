@@ -231,8 +231,11 @@ export function decodeHeader(block: Buffer, at: number): TarHeader {
   };
 }
 
-/** The PAX keys mkimage reads; others (atime, ctime, SCHILY.*, LIBARCHIVE.*) are skipped. */
+/** The PAX keys mkimage reads; others (atime, ctime, other SCHILY.*, LIBARCHIVE.*) are skipped. */
 export interface PaxRecords {
+  /** Extended attributes from `SCHILY.xattr.NAME=VALUE` records (GNU tar, Go's archive/tar, Docker):
+   * the value is the attribute's raw bytes (security.capability is binary), in record order. */
+  xattrs?: Record<string, Buffer>;
   path?: string;
   linkpath?: string;
   size?: number;
@@ -242,6 +245,11 @@ export interface PaxRecords {
   uname?: string;
   gname?: string;
 }
+
+/** PAX key prefix of an extended attribute (star's, adopted by GNU tar and Go's archive/tar). */
+export const XATTR_PREFIX = 'SCHILY.xattr.';
+/** Linux XATTR_NAME_MAX. */
+const XATTR_NAME_MAX = 255;
 
 function paxInteger(key: string, value: string, at: number): number {
   if (!/^[0-9]{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
@@ -275,6 +283,14 @@ export function parsePax(body: Buffer, at: number): PaxRecords {
     const key = record.subarray(0, eq).toString('latin1');
     const valueBytes = record.subarray(eq + 1);
     pos = end;
+    if (key.startsWith(XATTR_PREFIX)) {
+      const name = decodeUtf8(record.subarray(XATTR_PREFIX.length, eq), 'PAX xattr name', at);
+      if (name === '' || Buffer.byteLength(name) > XATTR_NAME_MAX || name.includes('\0')) {
+        throw new LayerError(`PAX header at byte ${at}: extended attribute name ${JSON.stringify(name.slice(0, 40))} is empty, holds a NUL or is longer than ${XATTR_NAME_MAX} bytes`, { offset: at, key });
+      }
+      out.xattrs = { ...(out.xattrs ?? {}), [name]: Buffer.from(valueBytes) };
+      continue;
+    }
     if (!['path', 'linkpath', 'size', 'mtime', 'uid', 'gid', 'uname', 'gname'].includes(key)) continue;
     const value = decodeUtf8(valueBytes, `PAX ${key}`, at);
     if (value.includes('\0')) throw new LayerError(`PAX header at byte ${at}: ${key} contains a NUL byte`, { offset: at, key });
@@ -312,17 +328,17 @@ export function parsePax(body: Buffer, at: number): PaxRecords {
   return out;
 }
 
-/** One PAX record with its self-inclusive length prefix. */
-function paxRecord(key: string, value: string): Buffer {
-  const body = ` ${key}=${value}\n`;
-  const bodyLen = Buffer.byteLength(body);
+/** One PAX record with its self-inclusive length prefix; a Buffer value is written as raw bytes (xattrs). */
+function paxRecord(key: string, value: string | Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), typeof value === 'string' ? Buffer.from(value, 'utf8') : value, Buffer.from('\n')]);
+  const bodyLen = body.length;
   let len = bodyLen + 1;
   while (String(len).length + bodyLen !== len) len = String(len).length + bodyLen;
-  return Buffer.from(`${len}${body}`, 'utf8');
+  return Buffer.concat([Buffer.from(String(len), 'latin1'), body]);
 }
 
 /** The body of a PAX extended header; keys are written in the order given (callers sort). */
-export function encodePax(records: readonly (readonly [string, string])[]): Buffer {
+export function encodePax(records: readonly (readonly [string, string | Buffer])[]): Buffer {
   return Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
 }
 

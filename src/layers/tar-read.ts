@@ -11,9 +11,8 @@
  * every number is range-checked, every length is checked before anything is read for it, and a
  * stream that ends inside a header or a body is "truncated".
  */
-import { createGunzip } from 'node:zlib';
-import { Readable, pipeline } from 'node:stream';
-import { LayerError, MkimageError } from '../errors.js';
+import { promises as fs } from 'node:fs';
+import { LayerError } from '../errors.js';
 import {
   BLOCK,
   MAX_META_BYTES,
@@ -49,6 +48,10 @@ export interface TarEntryHeader {
   devminor: number;
   /** Byte offset of this entry's header in the (uncompressed) stream, for messages. */
   offset: number;
+  /** Byte offset of its data in the stream (an uncompressed archive file: where to pread it). */
+  dataOffset: number;
+  /** Extended attributes (PAX SCHILY.xattr.*), raw values; empty when none. */
+  xattrs: Record<string, Buffer>;
 }
 
 export interface TarEntry extends TarEntryHeader {
@@ -56,7 +59,35 @@ export interface TarEntry extends TarEntryHeader {
   body(): AsyncIterable<Buffer>;
 }
 
-/** Pulls exact byte counts out of an async iterable of chunks. */
+/**
+ * An uncompressed archive file read at positions: the walker reads its headers and skips bodies
+ * without reading them (indexing a 200 MB `docker save` archive reads a few hundred KB).
+ */
+export interface RandomAccessTar {
+  /** Fills `buf` from `position`; returns the bytes read (0 at the end). */
+  read(buf: Buffer, position: number): Promise<number>;
+  /** Bytes in the file: a body that runs past it is "truncated" without being read. */
+  size: number;
+}
+
+/** Opens an archive file for `readTar` by position; `close()` when done. */
+export async function openTarFile(path: string): Promise<RandomAccessTar & { close(): Promise<void> }> {
+  const fh = await fs.open(path, 'r');
+  const { size } = await fh.stat();
+  return {
+    size,
+    read: async (buf, position) => (await fh.read(buf, 0, buf.length, position)).bytesRead,
+    close: () => fh.close(),
+  };
+}
+
+const FILE_CHUNK_BYTES = 64 * 1024;
+
+function isRandomAccess(input: AsyncIterable<Uint8Array> | RandomAccessTar): input is RandomAccessTar {
+  return typeof (input as RandomAccessTar).read === 'function' && !(Symbol.asyncIterator in input);
+}
+
+/** Pulls exact byte counts out of an async iterable of chunks, or out of a file by position. */
 class ByteReader {
   private readonly it: AsyncIterator<Uint8Array>;
   private buf: Buffer = Buffer.alloc(0);
@@ -64,9 +95,25 @@ class ByteReader {
   private ended = false;
   /** Bytes consumed so far. */
   offset = 0;
+  /** The file read by position, when the input is one. */
+  private readonly file?: RandomAccessTar;
 
-  constructor(input: AsyncIterable<Uint8Array>) {
-    this.it = input[Symbol.asyncIterator]();
+  constructor(input: AsyncIterable<Uint8Array> | RandomAccessTar) {
+    if (isRandomAccess(input)) {
+      const file = input;
+      this.file = file;
+      const self = this;
+      this.it = (async function* () {
+        for (;;) {
+          const chunk = Buffer.alloc(FILE_CHUNK_BYTES);
+          const n = await file.read(chunk, self.offset + (self.buf.length - self.pos));
+          if (n === 0) return;
+          yield chunk.subarray(0, n);
+        }
+      })();
+    } else {
+      this.it = input[Symbol.asyncIterator]();
+    }
   }
 
   private async fill(): Promise<boolean> {
@@ -117,6 +164,15 @@ class ByteReader {
   }
 
   async skip(n: number, what: string): Promise<void> {
+    const buffered = this.buf.length - this.pos;
+    if (this.file && n > buffered) {
+      if (this.offset + n > this.file.size) throw truncated(what, this.file.size, this.offset + n - this.file.size);
+      // Past what is buffered: move the position; the end is found by the next header's read.
+      this.buf = Buffer.alloc(0);
+      this.pos = 0;
+      this.offset += n;
+      return;
+    }
     for await (const _ of this.chunks(n, what)) {
       /* discard */
     }
@@ -133,11 +189,12 @@ function truncated(what: string, offset: number, missing: number): LayerError {
 }
 
 /**
- * Reads tar entries from an uncompressed stream (see `decompress` for .tar.gz). Stops at the
+ * The one tar header walker: reads entries from an uncompressed stream (see compression.ts for
+ * .tar.gz and .tar.zst) or from an archive file by position (`openTarFile`). Stops at the
  * end-of-archive marker (two zero blocks) or at end of input on a header boundary, as GNU tar
  * and Go's archive/tar do; bytes after the marker are left unread.
  */
-export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+export async function* readTar(input: AsyncIterable<Uint8Array> | RandomAccessTar): AsyncGenerator<TarEntry> {
   const reader = new ByteReader(input);
   let pax: PaxRecords | undefined;
   let longName: string | undefined;
@@ -165,7 +222,10 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
         const body = h.size === 0 ? Buffer.alloc(0) : await reader.readExact(h.size, `the ${h.type} header at byte ${at}`);
         if (body === null) throw truncated(`the ${h.type} header at byte ${at}`, reader.offset, h.size);
         await reader.skip(padding(h.size), `the padding of the ${h.type} header at byte ${at}`);
-        if (h.type === 'pax') pax = { ...(pax ?? {}), ...parsePax(body, at) };
+        if (h.type === 'pax') {
+          const r = parsePax(body, at);
+          pax = { ...(pax ?? {}), ...r, ...(r.xattrs || pax?.xattrs ? { xattrs: { ...(pax?.xattrs ?? {}), ...(r.xattrs ?? {}) } } : {}) };
+        }
         else if (h.type === 'pax-global') parsePax(body, at); // checked, not applied
         else {
           const nul = body.indexOf(0);
@@ -196,6 +256,8 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
         devmajor: h.devmajor,
         devminor: h.devminor,
         offset: at,
+        dataOffset: reader.offset,
+        xattrs: pax?.xattrs ?? {},
       };
       pax = undefined;
       longName = undefined;
@@ -237,75 +299,3 @@ export async function* readTar(input: AsyncIterable<Uint8Array>): AsyncGenerator
   }
 }
 
-const GZIP_MAGIC = [0x1f, 0x8b];
-const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
-
-function startsWith(buf: Buffer, magic: readonly number[]): boolean {
-  return buf.length >= magic.length && magic.every((b, i) => buf[i] === b);
-}
-
-/** A failed read of a layer (a blob gone, EIO) as a LayerError naming it; LayerErrors pass as they are. */
-export function readError(error: unknown, what: string): unknown {
-  if (error instanceof MkimageError) return error;
-  const e = error as NodeJS.ErrnoException;
-  return new LayerError(`${what}: cannot read the layer (${e?.message ?? String(error)})`, { what, code: e?.code }, { cause: error });
-}
-
-/**
- * Passes an uncompressed tar through and gunzips a gzip one (detected by its magic bytes, not
- * its name). zstd is recognised and refused with a message saying so.
- */
-export async function* decompress(input: AsyncIterable<Uint8Array>, what = 'layer'): AsyncGenerator<Buffer> {
-  const it = input[Symbol.asyncIterator]();
-  const next = async () => {
-    try {
-      return await it.next();
-    } catch (error) {
-      throw readError(error, what);
-    }
-  };
-  let head = Buffer.alloc(0);
-  let done = false;
-  while (head.length < 4 && !done) {
-    const r = await next();
-    if (r.done) done = true;
-    else head = Buffer.concat([head, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)]);
-  }
-  const rest = async function* (): AsyncGenerator<Buffer> {
-    try {
-      if (head.length) yield head;
-      if (done) return;
-      for (;;) {
-        const r = await next();
-        if (r.done) return;
-        yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-      }
-    } finally {
-      // Stopped early: let the source close its file.
-      await it.return?.();
-    }
-  };
-  if (startsWith(head, ZSTD_MAGIC)) {
-    await it.return?.();
-    throw new LayerError(`${what} is zstd-compressed: not supported, decompress it first (zstd -d)`, { compression: 'zstd' });
-  }
-  if (!startsWith(head, GZIP_MAGIC)) {
-    yield* rest();
-    return;
-  }
-  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-  const source = Readable.from(rest());
-  pipeline(source, gunzip, () => {
-    /* errors surface through the iteration below */
-  });
-  try {
-    for await (const chunk of gunzip) yield chunk as Buffer;
-  } catch (error) {
-    if (error instanceof MkimageError) throw error;
-    const e = error as NodeJS.ErrnoException;
-    throw new LayerError(`${what}: gzip data is corrupt or truncated (${e.code ?? ''} ${e.message})`, { code: e.code }, { cause: error });
-  } finally {
-    gunzip.destroy();
-    source.destroy();
-  }
-}

@@ -7,12 +7,12 @@
  *   truncates layer mtimes to the second), devmajor/devminor zero except for devices.
  * - Names longer than 100 bytes are split into ustar prefix + name when a slash allows it (as Go's
  *   archive/tar does); only what still does not fit goes into a PAX extended header (path,
- *   linkpath, size, uid, gid, mtime), with records sorted by key and the fixed name
+ *   linkpath, size, uid, gid, mtime) or holds extended attributes (SCHILY.xattr.*), with records sorted by key and the fixed name
  *   "././@PaxHeader", mode 0644, owner 0, mtime 0.
  * - Data padded to 512 bytes; the archive ends with two zero blocks and no record padding.
  */
 import { LayerError } from '../errors.js';
-import { BLOCK, MAX_OCTAL_11, MAX_OCTAL_7, encodeHeader, encodePax, padding, splitUstarName, type HeaderFields } from './tar-header.js';
+import { BLOCK, MAX_OCTAL_11, MAX_OCTAL_7, encodeHeader, encodePax, padding, XATTR_PREFIX, splitUstarName, type HeaderFields } from './tar-header.js';
 import type { EntryType } from './tar-read.js';
 
 export interface WriteEntry {
@@ -30,6 +30,8 @@ export interface WriteEntry {
   linkpath?: string;
   devmajor?: number;
   devminor?: number;
+  /** Extended attributes, written as PAX `SCHILY.xattr.NAME` records (sorted with the others). */
+  xattrs?: Record<string, Buffer>;
   /** Exactly `size` bytes for files (the writer checks the count). */
   body?: () => AsyncIterable<Uint8Array>;
 }
@@ -57,7 +59,7 @@ export function encodeEntryHeader(e: WriteEntry): Buffer {
   const name = e.type === 'directory' ? `${e.path}/` : e.path;
   const linkpath = e.type === 'symlink' || e.type === 'hardlink' ? (e.linkpath ?? '') : '';
   if (name === '' || name === '/') throw new LayerError('tar writer: an entry has an empty name', {});
-  const pax: [string, string][] = [];
+  const pax: [string, string | Buffer][] = [];
   const split = splitUstarName(name);
   if (!split) pax.push(['path', name]);
   if (Buffer.byteLength(linkpath) > 100) pax.push(['linkpath', linkpath]);
@@ -65,6 +67,7 @@ export function encodeEntryHeader(e: WriteEntry): Buffer {
   if (e.uid > MAX_OCTAL_7) pax.push(['uid', String(e.uid)]);
   if (e.gid > MAX_OCTAL_7) pax.push(['gid', String(e.gid)]);
   if (mtime < 0 || mtime > MAX_OCTAL_11) pax.push(['mtime', String(mtime)]);
+  for (const [k, v] of Object.entries(e.xattrs ?? {})) pax.push([`${XATTR_PREFIX}${k}`, v]);
   const fields: HeaderFields = {
     name: split ? split.name : truncateUtf8(name, 100),
     mode: e.mode & 0o7777,

@@ -23,6 +23,9 @@ export interface DetectedFs {
   sizeBytes: number;
 }
 
+/** EROFS_SUPER_MAGIC_V1 (include/uapi/linux/magic.h). */
+export const EROFS_SUPER_MAGIC = 0xe0f5e1e2;
+
 const cstr = (b: Buffer) => b.toString('utf8').replace(/\0[\s\S]*$/, '');
 
 export function detectFs(probe: Buffer): DetectedFs | undefined {
@@ -37,6 +40,12 @@ export function detectFs(probe: Buffer): DetectedFs | undefined {
       blockBytes,
       sizeBytes: sb.readUInt32LE(0x04) * blockBytes + (sb.length >= 0x154 ? sb.readUInt32LE(0x150) * 2 ** 32 * blockBytes : 0),
     };
+  }
+  if (probe.length >= 1024 + 80 && probe.readUInt32LE(1024) === EROFS_SUPER_MAGIC) {
+    const sb = probe.subarray(1024);
+    const bits = sb[12]!;
+    const blockBytes = bits >= 9 && bits <= 16 ? 2 ** bits : 0;
+    return { type: 'erofs', uuid: bytesToUuid(sb.subarray(48, 64)), label: cstr(sb.subarray(64, 80)), blockBytes, sizeBytes: sb.readUInt32LE(36) * blockBytes };
   }
   if (probe.length >= 120 && probe.toString('latin1', 0, 4) === 'XFSB') {
     const blockBytes = probe.readUInt32BE(4);

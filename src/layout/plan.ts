@@ -15,7 +15,7 @@ import { MBR_MAX_SECTORS, MBR_TYPE_LINUX, MBR_TYPE_ZFS } from './mbr.js';
 import { INFO_BLOCK_RESERVE_BYTES, PAGE_SIZE, PFN_MODE_PMEM, PFN_MODE_RAM, STRUCT_PAGE_SIZE, pmemDataOffBytes } from './pfn.js';
 import { DAX_ALIGN_BYTES, FS_BLOCK_BYTES, MiB, PFN_INFO_OFFSET_BYTES, SECTOR_BYTES, alignDown, alignUp, formatSize, isPowerOfTwo } from './units.js';
 
-export const FS_TYPES = ['none', 'ext4', 'xfs', 'zfs'] as const;
+export const FS_TYPES = ['none', 'ext4', 'xfs', 'zfs', 'erofs'] as const;
 export type FsType = (typeof FS_TYPES)[number];
 export const MEMMAP_MODES = ['ram', 'pmem'] as const;
 export type Memmap = (typeof MEMMAP_MODES)[number];
@@ -28,12 +28,15 @@ export type TableType = (typeof TABLE_TYPES)[number];
  * xfs: xfsprogs >= 5.19 refuses less than 300 MiB ("Filesystem must be larger than 300MB";
  *      it tests sb_dblocks < MEGABYTES(300): exactly 300 MiB is accepted).
  * zfs: a vdev must be at least SPA_MINDEVSIZE, 64 MiB.
+ * erofs: read-only and built to the size of its content (mkfs.erofs FILE DIR): the smallest image
+ *      is one 4 KiB block; the partition only has to hold the built filesystem.
  */
 export const MIN_PARTITION_BYTES: Readonly<Record<FsType, number>> = {
   none: FS_BLOCK_BYTES,
   ext4: 8 * MiB,
   xfs: 300 * MiB,
   zfs: 64 * MiB,
+  erofs: FS_BLOCK_BYTES,
 };
 
 /** The default data offset (RAM mode): 2 MiB, the PFN block's alignment. */
@@ -113,6 +116,16 @@ export function minimumImageBytes(fs: FsType, memmap: Memmap = 'ram', table: Tab
   let size = alignUp(DEFAULT_DATA_OFF_BYTES + MIN_PARTITION_BYTES[fs] + tailBytes(table), imageAlignBytes);
   // PMEM mode's data offset grows with the size: step until the partition fits.
   while (size - dataOffFor(size, memmap) - tailBytes(table) < MIN_PARTITION_BYTES[fs]) size += imageAlignBytes;
+  return size;
+}
+
+/**
+ * The smallest image (aligned) whose partition holds `partitionBytes` and at least the
+ * filesystem's minimum: what `--size auto` asks for once the content's size is known.
+ */
+export function imageBytesForPartition(partitionBytes: number, fs: FsType, memmap: Memmap = 'ram', table: TableType = 'mbr', imageAlignBytes = DAX_ALIGN_BYTES): number {
+  let size = Math.max(minimumImageBytes(fs, memmap, table, imageAlignBytes), alignUp(DEFAULT_DATA_OFF_BYTES + partitionBytes + tailBytes(table), imageAlignBytes));
+  while (alignDown(size - dataOffFor(size, memmap) - tailBytes(table), FS_BLOCK_BYTES) < partitionBytes) size += imageAlignBytes;
   return size;
 }
 

@@ -40,6 +40,15 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   ndctl: 'ndctl',
   flock: 'util-linux',
   tar: 'tar',
+  zstd: 'zstd',
+  debugfs: 'e2fsprogs',
+  'mkfs.erofs': 'erofs-utils',
+  fakeroot: 'fakeroot',
+  'faked-sysv': 'fakeroot',
+  chown: 'coreutils',
+  chmod: 'coreutils',
+  mknod: 'coreutils',
+  setfattr: 'attr',
 };
 
 export interface RunOptions {
@@ -209,4 +218,65 @@ export async function hasTool(file: string): Promise<boolean> {
     }
   }
   return false;
+}
+
+/**
+ * Runs a filter program (`zstd -dc`): `input` is written to its stdin as it is read, its stdout is
+ * yielded as it comes. A program that exits non-zero raises ToolFailedError with its stderr when
+ * the output ends; one that is missing raises ToolMissingError. Stopping the iteration early (or
+ * `signal`) kills the child, and the input is released.
+ */
+export async function* runFilter(file: string, args: readonly string[], input: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
+  const command = [file, ...args];
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+  const err: Buffer[] = [];
+  child.stderr.on('data', (c: Buffer) => err.push(c));
+  let spawnError: NodeJS.ErrnoException | undefined;
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      spawnError = e;
+    });
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+  let inputError: unknown;
+  const feed = (async () => {
+    child.stdin.on('error', () => undefined); // EPIPE: the program stopped reading; its exit status tells why
+    try {
+      for await (const chunk of input) {
+        if (child.stdin.destroyed) break;
+        if (!child.stdin.write(chunk)) await new Promise<void>((r) => { child.stdin.once('drain', r); child.stdin.once('close', r); });
+      }
+    } catch (e) {
+      inputError = e;
+      child.kill('SIGTERM');
+    } finally {
+      child.stdin.end();
+    }
+  })();
+  const onAbort = () => child.kill('SIGTERM');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  let finished = false;
+  try {
+    for await (const chunk of child.stdout) yield chunk as Buffer;
+    await feed;
+    const { code, signal } = await closed;
+    finished = true;
+    if (inputError) throw inputError;
+    if (spawnError) {
+      const pkg = TOOL_PACKAGES[file.split('/').pop() ?? file];
+      if (spawnError.code === 'ENOENT') throw new ToolMissingError(`${file} is not installed or not on PATH${pkg ? `: install the Debian package ${pkg}` : ''}`, { tool: file, package: pkg, command }, { cause: spawnError });
+      throw new ToolFailedError(`${formatCommand(command)} could not start: ${spawnError.message}`, { tool: file, command }, { cause: spawnError });
+    }
+    if (code !== 0) {
+      const stderr = Buffer.concat(err).toString('utf8');
+      throw new ToolFailedError(`${formatCommand(command)} ${signal ? `was killed by ${signal}` : `exited with ${code}`}${lastLine(stderr) ? `: ${lastLine(stderr)}` : ''}`, { tool: file, command, exitCode: code ?? -1, signal, stderr });
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    if (!finished) {
+      child.kill('SIGTERM');
+      await closed;
+      await feed.catch(() => undefined);
+    }
+  }
 }

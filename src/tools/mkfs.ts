@@ -88,3 +88,24 @@ export async function mkfsXfs(o: XfsOptions & { signal?: AbortSignal }, run: Run
   if (o.label) checkLabel('xfs', o.label);
   await run('mkfs.xfs', xfsArgs(o), { signal: o.signal });
 }
+
+export interface ErofsOptions {
+  /** The file to write (mkfs.erofs 1.5 writes from offset 0 of a file; it has no --offset). */
+  output: string;
+  sourceDir: string;
+  uuid: string;
+}
+
+/**
+ * mkfs.erofs 1.5: uncompressed (DAX maps file data directly: compressed files cannot be mapped),
+ * 4 KiB blocks (the page size, the only block size 1.5 writes), every file's own mtime
+ * (--preserve-mtime; the default replaces newer mtimes by the build time), the uuid given.
+ * SOURCE_DATE_EPOCH in the environment fixes the superblock's build time.
+ */
+export function erofsArgs(o: ErofsOptions): string[] {
+  return ['--quiet', '--preserve-mtime', '-U', o.uuid, '--', o.output, o.sourceDir];
+}
+
+export async function mkfsErofs(o: ErofsOptions & { sourceDateEpoch?: number; signal?: AbortSignal }, run: Runner = defaultRun): Promise<void> {
+  await run('mkfs.erofs', erofsArgs(o), { env: o.sourceDateEpoch === undefined ? undefined : { SOURCE_DATE_EPOCH: String(o.sourceDateEpoch) }, signal: o.signal });
+}

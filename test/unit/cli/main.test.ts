@@ -32,7 +32,7 @@ describe('exit statuses', () => {
   it('an unknown option or a bad choice is a usage error with one line naming it', async () => {
     const r = await exitOf(['--size', '1G', '--fs', 'btrfs', 'x.img']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe("mkimage: option '--fs <type>' argument 'btrfs' is invalid. Allowed choices are none, ext4, xfs, zfs. (see mkimage --help)\n");
+    expect(r.stderr).toBe("mkimage: option '--fs <type>' argument 'btrfs' is invalid. Allowed choices are none, ext4, xfs, zfs, erofs. (see mkimage --help)\n");
   });
   it('a bad --size is a usage error before anything runs', async () => {
     const r = await exitOf(['--size', 'lots', 'x.img']);
@@ -45,7 +45,7 @@ describe('--json keeps its promise for usage errors', () => {
   for (const [what, args, message] of [
     ['an unknown option', ['--size', '1G', '--bogus', 'x.img', '--json'], "unknown option '--bogus' (see mkimage --help)"],
     ['a missing --size', ['x.img', '--json'], "required option '-s, --size <size>' not specified (see mkimage --help)"],
-    ['a bad --fs', ['--json', '--size', '1G', '--fs', 'btrfs', 'x.img'], "option '--fs <type>' argument 'btrfs' is invalid. Allowed choices are none, ext4, xfs, zfs. (see mkimage --help)"],
+    ['a bad --fs', ['--json', '--size', '1G', '--fs', 'btrfs', 'x.img'], "option '--fs <type>' argument 'btrfs' is invalid. Allowed choices are none, ext4, xfs, zfs, erofs. (see mkimage --help)"],
   ] as const) {
     it(`${what}: the error as JSON on stdout, the line on stderr, exit 2`, async () => {
       const r = await exitOf([...args]);

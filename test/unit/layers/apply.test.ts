@@ -200,12 +200,12 @@ describe('applyLayer refuses hostile layers, and nothing lands outside the root'
       rule: 'symlink-escape',
     },
     {
-      name: 'absolute symlink then a write through it',
+      name: 'absolute symlink whose .. climbs above the root, then a write through it',
       entries: (o) => [
-        { path: 'evil', type: 'symlink', linkpath: o },
+        { path: 'evil', type: 'symlink', linkpath: `/..${o}` },
         { path: 'evil/pwned', type: 'file', text: 'x' },
       ],
-      rule: 'symlink-absolute',
+      rule: 'symlink-escape',
     },
     {
       name: 'a chain of symlinks that ends outside',
@@ -279,6 +279,22 @@ describe('applyLayer refuses hostile layers, and nothing lands outside the root'
       });
     });
   }
+
+  it('an absolute symlink in a lower layer (var/run -> /run) is resolved inside the root, as a runtime does', async () => {
+    await withTmp(async (dir) => {
+      const outside = join(dir, 'outside');
+      const root = join(dir, 'root');
+      await makeTree(outside, { secret: 'secret' });
+      await fs.mkdir(root);
+      await apply(await tarOf([{ path: 'run', type: 'directory' }, { path: 'var', type: 'directory' }, { path: 'var/run', type: 'symlink', linkpath: '/run' }]), root);
+      // The host's own absolute path: still inside the root when resolved from it.
+      await apply(await tarOf([{ path: 'var/run/pidfile', type: 'file', text: '42' }, { path: 'evil', type: 'symlink', linkpath: outside }, { path: 'evil/pwned', type: 'file', text: 'x' }]), root);
+      expect(await fs.readFile(join(root, 'run/pidfile'), 'utf8')).toBe('42');
+      expect(await fs.readlink(join(root, 'var/run'))).toBe('/run');
+      expect(await fs.readFile(join(root, outside, 'pwned'), 'utf8')).toBe('x');
+      expect(await fs.readdir(outside)).toEqual(['secret']);
+    });
+  });
 
   it('never writes through a symlink in the last component: the entry replaces the link', async () => {
     await withTmp(async (dir) => {

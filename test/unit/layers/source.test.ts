@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { LayerError, UsageError } from '../../../src/errors.js';
 import { applyLayer } from '../../../src/layers/apply.js';
 import { layerDigests, openLayer, readSources, type SourceImage } from '../../../src/layers/source.js';
-import { decompress } from '../../../src/layers/tar-read.js';
+import { decompress } from '../../../src/layers/compression.js';
+import { run } from '../../../src/tools/exec.js';
 import { listTree, sha256 as sha, tarOf, withTmp, writeOciLayout, type TestEntry } from './helpers.js';
 
 
@@ -66,6 +67,39 @@ async function applyAll(image: SourceImage, root: string): Promise<string[]> {
 }
 
 describe('readSources', () => {
+  it('a real .tar.zst layer file (Debian zstd) is a plain layer; its diff_id is the uncompressed tar\'s', async () => {
+    await withTmp(async (dir) => {
+      const tar = await tarOf([{ path: 'etc', type: 'directory' }, { path: 'etc/zst', type: 'file', text: 'zstd' }]);
+      await fs.writeFile(join(dir, 'l.tar'), tar);
+      await run('zstd', ['-q', join(dir, 'l.tar'), '-o', join(dir, 'l.tar.zst')]);
+      const [image] = await readSources([join(dir, 'l.tar.zst')]);
+      expect(image!.kind).toBe('layer-tars');
+      expect((await layerDigests(image!.layers[0]!)).diffId).toBe(sha(tar));
+      const root = join(dir, 'root');
+      await fs.mkdir(root);
+      await applyAll(image!, root);
+      expect(await fs.readFile(join(root, 'etc/zst'), 'utf8')).toBe('zstd');
+    });
+  });
+
+  it('a docker save archive re-packed with `tar -cf x.tar .` (members named ./manifest.json) is an image, not a layer', async () => {
+    await withTmp(async (dir) => {
+      await dockerArchive(join(dir, 'img.tar'));
+      await fs.mkdir(join(dir, 'x'));
+      await run('tar', ['-xf', join(dir, 'img.tar'), '-C', join(dir, 'x')]);
+      await run('tar', ['-cf', join(dir, 'dot.tar'), '-C', join(dir, 'x'), '.']);
+      const first = (await run('tar', ['-tf', join(dir, 'dot.tar')])).stdout.split('\n')[0];
+      expect(first).toBe('./');
+      const images = await readSources([join(dir, 'dot.tar')]);
+      expect(images.map((i) => [i.kind, i.names, i.layers.length])).toEqual([['docker-archive', ['test:2', 'test:latest'], 2]]);
+      const root = join(dir, 'root');
+      await fs.mkdir(root);
+      await applyAll(images[0]!, root);
+      expect(await fs.readdir(root)).not.toContain('manifest.json');
+    });
+  });
+
+
   it('an OCI layout: one image with both its names, gzip layers, verified digests', async () => {
     await withTmp(async (dir) => {
       const built = await ociLayout(join(dir, 'oci'));
@@ -124,7 +158,7 @@ describe('readSources', () => {
       await dockerArchive(join(dir, 'img.tar'));
       // GNU tar --sort=name puts blobs/ first, as docker save does.
       await fs.writeFile(join(dir, 'img.tar.gz'), gzipSync(await fs.readFile(join(dir, 'img.tar'))));
-      await expect(readSources([join(dir, 'img.tar.gz')])).rejects.toThrow(/is a compressed image archive \(its first entry is blobs\/\): gunzip it first/);
+      await expect(readSources([join(dir, 'img.tar.gz')])).rejects.toThrow(/is a gzip-compressed image archive \(its first entry is blobs\/?\): decompress it first \(gunzip\)/);
     });
   });
 

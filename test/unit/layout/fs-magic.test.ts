@@ -128,6 +128,27 @@ describe('detectFs', () => {
     expect(detectFs(ext4Probe().subarray(0, 1024 + 0x88))).toMatchObject({ type: 'ext4', sizeBytes: 15360 * 4096 });
     expect(detectFs(xfsProbe().subarray(0, 120))).toMatchObject({ type: 'xfs', label: 'mkimage-xfs' });
   });
+
+  it('recognises the erofs mkfs.erofs 1.5 wrote: magic at 1024, uuid, 4 KiB blocks, size from blocks', () => {
+    // mkfs.erofs --quiet -U 12345678-1234-1234-1234-123456789abc e.img DIR   (one file, 3 bytes)
+    // xxd -s 1024 -l 96 -c 16 -p e.img; bytes 4..7 (checksum) and 24..35 (build time) vary by run.
+    const sb = Buffer.from(
+      [
+        'e2e1f5e048cdda48030000000c002400', // magic e0f5e1e2 LE, checksum, feature_compat 3, blkszbits 0x0c
+        '020000000000000054c10d6b00000000', // inos 2, build_time
+        '799b0c00010000000000000000000000', // build_time_nsec, blocks 1 @36
+        '12345678123412341234123456789abc', // uuid @48
+        '00000000000000000000000000000000', // volume_name @64: empty
+        '00000000000000000000000000000000',
+      ].join(''),
+      'hex',
+    );
+    const probe = Buffer.alloc(FS_MAGIC_PROBE_BYTES);
+    sb.copy(probe, 1024);
+    expect(detectFs(probe)).toEqual({ type: 'erofs', uuid: '12345678-1234-1234-1234-123456789abc', label: '', blockBytes: 4096, sizeBytes: 4096 });
+    probe[1024] ^= 1;
+    expect(detectFs(probe)).toBeUndefined();
+  });
 });
 
 /**
