@@ -67,9 +67,11 @@ describe('buildPool on OpenZFS (fake)', () => {
       `zfs create ${tmp}/images`,
       `zfs create ${tmp}/images/base`,
       `zfs snapshot ${tmp}/storage/empty@extracted`,
-      `zfs list -H -p -r -t filesystem,volume,snapshot -o name,type,mountpoint,mounted ${tmp}`,
+      // No `zfs list`: each create succeeded, so the tree is the plan's; no `zpool list` after the
+      // export (it succeeded, so nothing is imported under the build name).
       `zpool export ${tmp}`,
     ]);
+    expect(fake.calls.slice(fake.calls.indexOf(`zpool export ${tmp}`) + 1)).toEqual([]);
     expect([...fake.pools.keys()]).toEqual(['tank']); // only the host's own pool is still imported
   });
 });
