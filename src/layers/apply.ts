@@ -22,8 +22,32 @@
  * link's target is resolved by the same rules and must exist and not be a directory. Any refusal
  * is a LayerError naming the entry and the rule; what was applied before it stays (the caller
  * destroys the half-made dataset).
+ *
+ * Speed (a Debian rootfs is ~9,000 entries, most of them small; on zfs-fuse every system call is a
+ * round trip to the daemon): the calls for one entry are synchronous, made one after the other on
+ * this thread like tar's, not promises handed to libuv's thread pool and awaited one by one; only
+ * the archive is read asynchronously. Per regular file: open (O_EXCL: whatever is in the way is
+ * found by EEXIST and removed, then open again, instead of an lstat before every create), write,
+ * fchown (root), fchmod only when open's mode could not say it (setuid/setgid/sticky, or bits the
+ * umask took), futimes, close; tar -x makes the same calls.
  */
-import { constants, promises as fs, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  promises as fs,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
@@ -108,13 +132,15 @@ function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
 }
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await fs.lstat(path);
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return null;
-    throw e;
-  }
+function lstatOrNull(path: string): Stats | null {
+  return lstatSync(path, { throwIfNoEntry: false }) ?? null;
+}
+
+/** The process umask, read without changing it (process.umask() with no argument is deprecated). */
+function currentUmask(): number {
+  const mask = process.umask(0o022);
+  process.umask(mask);
+  return mask;
 }
 
 /** Linux's major/minor split of a dev_t (glibc gnu_dev_makedev). */
@@ -142,11 +168,16 @@ class Applier {
   /** Directory metadata, set at the end so that creating their contents does not undo it. */
   private dirMeta = new Map<string, DirMeta>();
 
+  /** Mode bits open(2) and mkdir(2) cannot set: the umask's, and setuid/setgid/sticky. */
+  private readonly needsChmod: number;
+
   constructor(
     private readonly root: string,
     private readonly isRoot: boolean,
     private readonly runner: Runner,
-  ) {}
+  ) {
+    this.needsChmod = currentUmask() | 0o7000;
+  }
 
   private abs(parts: readonly string[]): string {
     return parts.length ? join(this.root, ...parts) : this.root;
@@ -174,12 +205,12 @@ class Applier {
         continue;
       }
       const here = [...resolved, c];
-      const st = await lstatOrNull(this.abs(here));
+      const st = lstatOrNull(this.abs(here));
       if (st === null) {
         if (!create) return null;
-        // Explicit chmod: the result must not depend on the umask.
-        await fs.mkdir(this.abs(here), 0o755);
-        await fs.chmod(this.abs(here), 0o755);
+        // Explicit chmod when the umask would change it: the result must not depend on the umask.
+        mkdirSync(this.abs(here), 0o755);
+        if (this.needsChmod & 0o755) await fs.chmod(this.abs(here), 0o755);
         resolved.push(c);
         continue;
       }
@@ -218,17 +249,31 @@ class Applier {
 
   /** Removes whatever is at `path` without following it; keeps a directory when `keepDir`. */
   private async clear(path: string, keepDir: boolean): Promise<'kept' | 'none' | 'removed'> {
-    const st = await lstatOrNull(path);
+    const st = lstatOrNull(path);
     if (st === null) return 'none';
     if (keepDir && st.isDirectory()) return 'kept';
     if (st.isDirectory()) {
       await fs.rm(path, { recursive: true, force: true });
       this.dirCache.clear();
     } else {
-      await fs.unlink(path);
+      unlinkSync(path);
       if (st.isSymbolicLink()) this.dirCache.clear();
     }
     return 'removed';
+  }
+
+  /**
+   * Runs `make` (a create that fails with EEXIST when something is at `path`); when something is,
+   * removes it as `clear` does and runs `make` again. One call where nothing is in the way.
+   */
+  private async replace<T>(path: string, make: () => T): Promise<T> {
+    try {
+      return make();
+    } catch (e) {
+      if (errno(e) !== 'EEXIST') throw e;
+    }
+    await this.clear(path, false);
+    return make();
   }
 
   /** Removes the lower children of a directory: those neither written by this layer nor above something it wrote. */
@@ -243,7 +288,7 @@ class Applier {
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
       if (this.written.has(child) || this.writtenBelow.has(child)) {
-        const st = await lstatOrNull(this.abs(child.split('/')));
+        const st = lstatOrNull(this.abs(child.split('/')));
         if (st?.isDirectory()) await this.hideLowerChildren(child);
         continue;
       }
@@ -296,28 +341,34 @@ class Applier {
 
     switch (entry.type) {
       case 'directory': {
-        if ((await this.clear(path, true)) !== 'kept') await fs.mkdir(path, 0o700);
+        try {
+          mkdirSync(path, 0o700);
+        } catch (e) {
+          if (errno(e) !== 'EEXIST') throw e;
+          if ((await this.clear(path, true)) !== 'kept') mkdirSync(path, 0o700);
+        }
         this.dirMeta.set(rel, { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
         this.stats.directories++;
         break;
       }
       case 'file': {
-        await this.clear(path, false);
-        const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        const mode = entry.mode & 0o7777;
+        // Created with its final permission bits where open(2) can give them; never wider than 0600
+        // while the data is written when it cannot (a setuid file stays private until complete).
+        const createMode = mode & this.needsChmod ? mode & 0o600 : mode;
+        const fd = await this.replace(path, () => openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, createMode));
         try {
           for await (const chunk of entry.body()) {
             let done = 0;
-            while (done < chunk.length) {
-              const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
-              done += bytesWritten;
-            }
+            while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
             this.stats.bytes += chunk.length;
           }
-          if (this.isRoot) await fh.chown(entry.uid, entry.gid);
-          await fh.chmod(entry.mode & 0o7777);
-          await fh.utimes(entry.mtime, entry.mtime);
+          if (this.isRoot) fchownSync(fd, entry.uid, entry.gid);
+          // After chown, which clears setuid/setgid.
+          if (mode & this.needsChmod) fchmodSync(fd, mode);
+          futimesSync(fd, entry.mtime, entry.mtime);
         } finally {
-          await fh.close();
+          closeSync(fd);
         }
         this.stats.files++;
         break;
@@ -327,10 +378,9 @@ class Applier {
         if (target === '' || target.includes('\0') || Buffer.byteLength(target) > PATH_MAX) {
           throw refuse(entry, 'bad-symlink-target', `symlink target ${JSON.stringify(target.slice(0, 60))} is empty, holds a NUL byte or is longer than ${PATH_MAX} bytes`);
         }
-        await this.clear(path, false);
-        await fs.symlink(target, path);
-        if (this.isRoot) await fs.lchown(path, entry.uid, entry.gid);
-        await fs.lutimes(path, entry.mtime, entry.mtime);
+        await this.replace(path, () => symlinkSync(target, path));
+        if (this.isRoot) lchownSync(path, entry.uid, entry.gid);
+        lutimesSync(path, entry.mtime, entry.mtime);
         this.stats.symlinks++;
         break;
       }
@@ -338,7 +388,7 @@ class Applier {
         const targetParts = this.linkTarget(entry);
         const targetDir = await this.resolveDir(entry, targetParts.slice(0, -1), false);
         const targetRel = targetDir ? [...targetDir, targetParts[targetParts.length - 1]!] : null;
-        const st = targetRel ? await lstatOrNull(this.abs(targetRel)) : null;
+        const st = targetRel ? lstatOrNull(this.abs(targetRel)) : null;
         if (!targetRel || !st) throw refuse(entry, 'hardlink-missing', `hard link target ${JSON.stringify(entry.linkpath)} does not exist in the layer or below it`);
         if (st.isDirectory()) throw refuse(entry, 'hardlink-directory', `hard link target ${JSON.stringify(entry.linkpath)} is a directory`);
         if (targetRel.join('/') === rel) break; // a link to itself changes nothing
@@ -384,33 +434,39 @@ class Applier {
   /** Sets directory owners, modes and mtimes, deepest first, re-checking each path with lstat. */
   async finishDirectories(): Promise<void> {
     const dirs = [...this.dirMeta.entries()].sort((a, b) => depth(b[0]) - depth(a[0]));
+    // Paths found to be a chain of real directories: setting metadata changes no file type, so a
+    // prefix checked once (usr, usr/share) need not be lstat'ed again for each directory below it.
+    const real = new Set<string>();
     for (const [rel, meta] of dirs) {
       const parts = rel ? rel.split('/') : [];
-      if (!(await this.isRealDirChain(parts))) continue;
-      let fh: fs.FileHandle;
+      if (!this.isRealDirChain(parts, real)) continue;
+      let fd: number;
       try {
-        fh = await fs.open(this.abs(parts), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        fd = openSync(this.abs(parts), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       } catch (e) {
         // Replaced later in the same layer by something else: its own entry has its metadata.
         if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR' || errno(e) === 'ELOOP') continue;
         throw e;
       }
       try {
-        if (this.isRoot) await fh.chown(meta.uid, meta.gid);
-        await fh.chmod(meta.mode & 0o7777);
-        await fh.utimes(meta.mtime, meta.mtime);
+        if (this.isRoot) fchownSync(fd, meta.uid, meta.gid);
+        fchmodSync(fd, meta.mode & 0o7777);
+        futimesSync(fd, meta.mtime, meta.mtime);
       } catch (e) {
         throw wrapFsError(e, { path: meta.entry, offset: -1 });
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     }
   }
 
-  private async isRealDirChain(parts: readonly string[]): Promise<boolean> {
+  private isRealDirChain(parts: readonly string[], real: Set<string>): boolean {
     for (let i = 1; i <= parts.length; i++) {
-      const st = await lstatOrNull(this.abs(parts.slice(0, i)));
+      const key = parts.slice(0, i).join('/');
+      if (real.has(key)) continue;
+      const st = lstatOrNull(this.abs(parts.slice(0, i)));
       if (!st?.isDirectory()) return false;
+      real.add(key);
     }
     return true;
   }
