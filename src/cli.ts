@@ -33,6 +33,32 @@ export function handleError(e: unknown, out: OutputOptions, signal?: AbortSignal
   return 1;
 }
 
+type Register = (program: Command, ctx: CliContext) => void;
+const ALL_GROUPS: Register[] = [registerCreate, registerInspect, registerQemu, registerZfs, registerLayers];
+const GROUP_OF: Record<string, Register> = {
+  create: registerCreate,
+  inspect: registerInspect,
+  'qemu-args': registerQemu,
+  attach: registerZfs,
+  detach: registerZfs,
+  destroy: registerZfs,
+  status: registerZfs,
+  layers: registerLayers,
+  runtime: registerLayers,
+};
+
+/**
+ * The command groups to declare for this command line: declaring every command and its options
+ * with commander costs a few ms of every start, and one command needs only its own. All of them for
+ * the help (no argument, help, -h, --help) and the version; create alone for anything else, since
+ * every word that is not a command name goes to create, the default command, anyway.
+ */
+export function groupsFor(first: string | undefined): Register[] {
+  if (first !== undefined && Object.hasOwn(GROUP_OF, first)) return [GROUP_OF[first]!];
+  if (first === undefined || ['help', '-h', '--help', '-V', '--version'].includes(first)) return ALL_GROUPS;
+  return [registerCreate];
+}
+
 export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const ctx: CliContext = { signal: controller.signal, exitCode: 0, out: {} };
@@ -49,11 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     .version('0.1.0')
     .configureOutput({ outputError: (text, write) => write(`mkimage: ${text.replace(/^error: /, '').trimEnd()} (see mkimage --help)\n`) })
     .exitOverride();
-  registerCreate(program, ctx);
-  registerInspect(program, ctx);
-  registerQemu(program, ctx);
-  registerZfs(program, ctx);
-  registerLayers(program, ctx);
+  for (const register of groupsFor(argv[2])) register(program, ctx);
 
   try {
     await program.parseAsync(argv);
