@@ -281,9 +281,11 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   const created = await zfs.findPool(inCore);
   if (!created) throw new PoolError(`zpool create ${plan.pool} reported success but no pool ${inCore} is imported`, { pool: plan.pool });
 
-  for (const d of plan.datasets) {
+  // Only the leaves, each with -p: `zfs create -p tank/storage/empty` makes tank/storage too (no
+  // dataset of the plan has options of its own), one process instead of one per level.
+  for (const d of plan.datasets.filter((x) => !plan.datasets.some((y) => y.startsWith(`${x}/`)))) {
     checkAborted(signal, `zfs create ${plan.pool}/${d}`);
-    await zfs.zfs(zfsCreateArgs(`${inCore}/${d}`));
+    await zfs.zfs(zfsCreateArgs(`${inCore}/${d}`, [], d.includes('/')));
   }
   for (const s of plan.snapshots) {
     checkAborted(signal, `zfs snapshot ${plan.pool}/${s}`);

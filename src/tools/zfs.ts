@@ -556,8 +556,9 @@ export function zpoolStatusArgs(f: ZfsFlavour, pool: string): string[] {
   return ['status', ...(capabilitiesOf(f).statusFullPaths ? ['-P'] : []), pool];
 }
 
-export function zfsCreateArgs(dataset: string, props: readonly Property[] = []): string[] {
-  return ['create', ...o(props), dataset];
+/** `parents`: -p, missing parents made too (with default properties), in the same process. */
+export function zfsCreateArgs(dataset: string, props: readonly Property[] = [], parents = false): string[] {
+  return ['create', ...(parents ? ['-p'] : []), ...o(props), dataset];
 }
 
 export function zfsSnapshotArgs(snapshot: string): string[] {

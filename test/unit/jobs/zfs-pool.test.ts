@@ -61,11 +61,10 @@ describe('buildPool on OpenZFS (fake)', () => {
     );
     const after = fake.calls.slice(fake.calls.indexOf(create) + 1).filter((c) => !c.startsWith('zpool list'));
     expect(after).toEqual([
-      `zfs create ${tmp}/storage`,
-      `zfs create ${tmp}/storage/empty`,
+      // Leaves only, with -p: the parents come with them.
+      `zfs create -p ${tmp}/storage/empty`,
       `zfs create ${tmp}/runtime`,
-      `zfs create ${tmp}/images`,
-      `zfs create ${tmp}/images/base`,
+      `zfs create -p ${tmp}/images/base`,
       `zfs snapshot ${tmp}/storage/empty@extracted`,
       // No `zfs list`: each create succeeded, so the tree is the plan's; no `zpool list` after the
       // export (it succeeded, so nothing is imported under the build name).
