@@ -153,12 +153,12 @@ describe('buildPool on zfs-fuse (fake)', () => {
     const inner = fake.runner;
     const runner: typeof inner = async (file, args, options) => {
       const r = await inner(file, args, options);
-      if (args.join(' ') === 'create tank/storage') ac.abort('SIGINT');
+      if (args.join(' ') === 'create -p tank/storage/empty') ac.abort('SIGINT');
       return r;
     };
     const e = await withUndo(ac.signal, (undo) => buildPool({ device: '/dev/loop3', pool: 'tank', run: runner, flavour: FUSE, signal: ac.signal }, undo)).catch((x) => x);
     expect(e.code).toBe('EINTERRUPTED');
-    expect(fake.calls).not.toContain('zfs create tank/storage/empty');
+    expect(fake.calls).not.toContain('zfs create tank/runtime');
     expect(fake.pools.size).toBe(0);
   });
 });
