@@ -22,7 +22,7 @@
  * image's on-disk size (st_blocks). Writes bench/RESULTS.md with the machine and the targets of
  * issue 13 marked pass/fail.
  *
- *   node bench/run.js [--rounds N] [--dir DIR] [--only SUBSTRING] [--no-write]
+ *   node bench/run.js [--rounds N] [--dir DIR] [--only SUBSTRING] [--no-write] [--no-zfs]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, readdirSync, openSync, closeSync, ftruncateSync, readSync } from 'node:fs';
@@ -41,13 +41,14 @@ const TiB = 1024 ** 4;
 // Options
 
 function parseArgs(argv) {
-  const o = { rounds: 7, dir: undefined, only: undefined, write: true };
+  const o = { rounds: 7, dir: undefined, only: undefined, write: true, zfs: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rounds') o.rounds = Number(argv[++i]);
     else if (a === '--dir') o.dir = argv[++i];
     else if (a === '--only') o.only = argv[++i];
     else if (a === '--no-write') o.write = false;
+    else if (a === '--no-zfs') o.zfs = false;
     else throw new Error(`unknown option ${a} (see the comment at the top of bench/run.js)`);
   }
   if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new Error('--rounds must be a positive integer');
@@ -600,7 +601,7 @@ async function main() {
   process.stderr.write(`bench: working in ${work} (${m.fsType}), ${o.rounds} rounds\n`);
   try {
     const mk = await loadMkimage();
-    const zfs = zfsSupport(work);
+    const zfs = o.zfs ? zfsSupport(work) : { ok: false, why: 'left out (--no-zfs)' };
     const { cases, notes } = buildCases(o, work, mk, zfs);
     runAll(cases, o.rounds);
     const md = markdown(m, o, cases, notes, zfs);
