@@ -14,12 +14,16 @@
  * alternate; medians of wall time; MiB/s are of the uncompressed tar. Between rounds the imported
  * layer and the plain datasets are destroyed, so every run writes everything.
  *
- *   npm run build && node bench/layers.js [--rounds N] [--mib SIZE] [--no-write]
+ * With --tar FILE the layer is that tar instead (a real root filesystem: `mmdebstrap
+ * --variant=minbase bookworm FILE.tar`, ~9,000 entries, mostly small files: the per-entry cost);
+ * only import and tar -x run then, and the result goes to bench/layers-rootfs-results.md.
+ *
+ *   npm run build && node bench/layers.js [--rounds N] [--mib SIZE] [--tar FILE] [--no-write]
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,6 +39,7 @@ const opt = (name, dflt) => {
 const ROUNDS = opt('--rounds', 3);
 const LAYER_MIB = opt('--mib', 128);
 const WRITE = !args.includes('--no-write');
+const TAR = args.includes('--tar') ? resolve(args[args.indexOf('--tar') + 1]) : undefined;
 
 function sh(file, argv, options = {}) {
   const r = spawnSync(file, argv, { encoding: 'utf8', maxBuffer: 64 * MiB, ...options });
@@ -85,14 +90,21 @@ async function main() {
   const image = join(work, 'bench.img');
   try {
     const tree = join(work, 'tree');
-    const made = makeTree(tree, LAYER_MIB);
-    const layer = join(work, 'layer.tar');
-    sh('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-cf', layer, '-C', tree, '.']);
-    sh('sh', ['-c', `gzip -1 -c '${layer}' > '${layer}.gz'`]);
-    rmSync(tree, { recursive: true, force: true });
+    let made;
+    let layer = join(work, 'layer.tar');
+    if (TAR) {
+      layer = TAR;
+      made = { files: Number(sh('sh', ['-c', `tar -tf '${TAR}' | wc -l`]).trim()), bytes: statSync(TAR).size };
+    } else {
+      made = makeTree(tree, LAYER_MIB);
+      sh('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-cf', layer, '-C', tree, '.']);
+      sh('sh', ['-c', `gzip -1 -c '${layer}' > '${layer}.gz'`]);
+      rmSync(tree, { recursive: true, force: true });
+    }
     const tarBytes = statSync(layer).size;
     const digest = createHash('sha256').update(readFileSync(layer)).digest('hex');
-    console.error(`layer: ${made.files} files, ${(made.bytes / MiB).toFixed(1)} MiB of data, tar ${(tarBytes / MiB).toFixed(1)} MiB, gz ${(statSync(`${layer}.gz`).size / MiB).toFixed(1)} MiB`);
+    const gzBytes = TAR ? 0 : statSync(`${layer}.gz`).size;
+    console.error(`layer: ${made.files} ${TAR ? 'entries' : 'files'}, tar ${(tarBytes / MiB).toFixed(1)} MiB${TAR ? '' : `, gz ${(gzBytes / MiB).toFixed(1)} MiB`}`);
 
     sh('node', [BIN, '--size', `${Math.max(2048, LAYER_MIB * 6)}M`, '--sparse', '--fs', 'zfs', '--pool', pool, image]);
     const attached = JSON.parse(sh('node', [BIN, 'attach', image, '--json']));
@@ -101,15 +113,21 @@ async function main() {
 
     const times = { import: [], 'import.gz': [], 'tar -x': [], 'tar -xz': [], export: [], 'tar -c': [], 'list (fixed cost)': [] };
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, src] of [['import', layer], ['import.gz', `${layer}.gz`]]) {
+      for (const [name, src] of TAR ? [['import', layer]] : [['import', layer], ['import.gz', `${layer}.gz`]]) {
         zfsDestroy(`${pool}/storage/${digest}`);
         times[name].push(timed('node', [BIN, 'layers', 'import', image, src, '-q']));
       }
-      for (const [name, flags] of [['tar -x', '-xf'], ['tar -xz', '-xzf']]) {
+      for (const [name, flags] of TAR ? [['tar -x', '-xf']] : [['tar -x', '-xf'], ['tar -xz', '-xzf']]) {
         const ds = `${pool}/plain${round}`;
         sh('zfs', ['create', ds]);
-        times[name].push(timed('tar', [flags, flags === '-xf' ? layer : `${layer}.gz`, '-C', join(rootMount, `plain${round}`)]));
+        // --numeric-owner, as mkimage applies uid/gid numbers; tar -x as root keeps owners and modes.
+        times[name].push(timed('tar', [flags, flags === '-xf' ? layer : `${layer}.gz`, '--numeric-owner', '-C', join(rootMount, `plain${round}`)]));
         zfsDestroy(ds);
+      }
+      if (TAR) {
+        times['list (fixed cost)'].push(timed('node', [BIN, 'layers', 'list', image, '-q']));
+        console.error(`round ${round + 1}/${ROUNDS} done`);
+        continue;
       }
       const out = join(work, 'out.tar');
       times.export.push(timed('node', [BIN, 'layers', 'export', image, digest, '-o', out, '-q']));
@@ -127,7 +145,9 @@ async function main() {
       '# Layer import/export throughput',
       '',
       `Machine: ${cpus()[0]?.model ?? '?'} x${cpus().length}, Linux ${release()}, Node ${process.version}, ${flavour}.`,
-      `Layer: ${made.files} files (200 B to 4 MiB, half random, half text), tar ${(tarBytes / MiB).toFixed(1)} MiB, gzip -1 ${(statSync(`${layer}.gz`).size / MiB).toFixed(1)} MiB.`,
+      TAR
+        ? `Layer: ${TAR.split('/').pop()} (${made.entries ?? made.files} entries), tar ${(tarBytes / MiB).toFixed(1)} MiB. Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}.`
+        : `Layer: ${made.files} files (200 B to 4 MiB, half random, half text), tar ${(tarBytes / MiB).toFixed(1)} MiB, gzip -1 ${(gzBytes / MiB).toFixed(1)} MiB.`,
       `${ROUNDS} rounds, cases alternating, median wall time; MiB/s of the uncompressed tar. mkimage runs as the CLI (Node start-up included), on an image attached already.`,
       '',
       '| case | median s | MiB/s | vs tar |',
@@ -135,15 +155,16 @@ async function main() {
     ];
     const base = { import: 'tar -x', 'import.gz': 'tar -xz', export: 'tar -c' };
     for (const [name, ts] of Object.entries(times)) {
+      if (!ts.length) continue;
       const m = median(ts);
       const ref = base[name] ? median(times[base[name]]) : undefined;
       const rate = name.startsWith('list') ? '' : (tarBytes / MiB / m).toFixed(1);
       lines.push(`| ${name} | ${m.toFixed(2)} | ${rate} | ${ref ? `${(m / ref).toFixed(2)}x time` : ''} |`);
     }
-    lines.push('', 'export writes its file through a temporary name and fsyncs it before the rename; tar -c does neither.');
+    if (!TAR) lines.push('', 'export writes its file through a temporary name and fsyncs it before the rename; tar -c does neither.');
     const text = lines.join('\n') + '\n';
     process.stdout.write(text);
-    if (WRITE) writeFileSync(join(REPO, 'bench', 'layers-results.md'), text);
+    if (WRITE) writeFileSync(join(REPO, 'bench', TAR ? 'layers-rootfs-results.md' : 'layers-results.md'), text);
   } finally {
     spawnSync('node', [BIN, 'destroy', image, '--yes']);
     rmSync(work, { recursive: true, force: true });

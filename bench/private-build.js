@@ -21,4 +21,5 @@ export async function privateBuild() {
   await bundleCli(join(PRIVATE, 'dist/bundle'));
   mkdirSync(join(PRIVATE, 'bin'), { recursive: true });
   writeFileSync(BIN, readFileSync(join(REPO, 'bin/mkimage.js')));
+  writeFileSync(join(PRIVATE, 'bin/package.json'), readFileSync(join(REPO, 'bin/package.json')));
 }

@@ -141,8 +141,6 @@ function moduleCosts(rounds) {
     ['node:crypto', 'node:crypto'],
     ['node:fs/promises', 'node:fs/promises'],
     ['commander (CJS, first CommonJS module: loads the CJS loader and lexer)', 'commander'],
-    ['crc-32 (CJS)', 'crc-32'],
-    ['buffer-layout (CJS, 84 KB)', 'buffer-layout'],
     ['dist/cli.js and the command modules it loads', join(PRIVATE, 'dist/cli.js')],
     ['dist/jobs/create.js and what it loads', join(PRIVATE, 'dist/jobs/create.js')],
     ['dist/jobs/inspect.js and what it loads', join(PRIVATE, 'dist/jobs/inspect.js')],
@@ -285,7 +283,11 @@ async function main() {
     rmSync(work, { recursive: true, force: true });
     rmSync(OUT, { force: true });
   }
-  writeFileSync(join(REPO, 'bench/WHY.md'), `${md.join('\n')}\n`);
+  // The hand-written analysis below the marker (round 2, issue 13) is kept as it is.
+  const MARK = '<!-- written by hand below this line; bench/why.js keeps it -->';
+  const old = existsSync(join(REPO, 'bench/WHY.md')) ? readFileSync(join(REPO, 'bench/WHY.md'), 'utf8') : '';
+  const kept = old.includes(MARK) ? old.slice(old.indexOf(MARK)) : '';
+  writeFileSync(join(REPO, 'bench/WHY.md'), `${md.join('\n')}\n${kept ? `\n${kept}` : ''}`);
   process.stderr.write('why: wrote bench/WHY.md\n');
 }
 

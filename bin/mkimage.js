@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-// Starts the CLI: src/cli.ts bundled into one file by `npm run build` (scripts/bundle.mjs).
-import { main } from '../dist/bundle/cli.mjs';
-
-process.exitCode = await main(process.argv);
+// Starts the CLI: src/cli.ts bundled into one CommonJS file by `npm run build` (scripts/bundle.mjs).
+// CommonJS (bin/package.json says so): an ES module here would start Node's ESM loader for nothing.
+'use strict';
+require('../dist/bundle/cli.cjs')
+  .main(process.argv)
+  .then((code) => {
+    process.exitCode = code;
+  });

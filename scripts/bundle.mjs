@@ -1,10 +1,13 @@
-// Bundles the CLI into dist/bundle/ (cli.mjs and a few chunks), which bin/mkimage.js starts.
+// Bundles the CLI into one CommonJS file, dist/bundle/cli.cjs, which bin/mkimage.js starts.
 //
 // Why: Node loads ES modules one file at a time; measured on this project's 2-core machines the
 // ~30 files of dist/ cost 33-51 ms per start (bench/README.md), a third of what mkimage adds to
-// Node's own start-up. Code splitting keeps each job in its own chunk, loaded by the command that
-// runs it (inspect does not parse the layer code). The library (dist/index.js, with types) stays
-// unbundled, built by tsc.
+// Node's own start-up. One file, and CommonJS rather than ESM: with an ES module entry Node runs
+// its ESM loader (resolve, load, link, compile each module eagerly) even for one file; a CommonJS
+// entry never starts it, and V8 compiles the functions of a job only when that job runs. Measured
+// side by side with bench/startup.js (bench/WHY.md): the split ESM bundle this replaces cost
+// 6-14 ms more CPU per start. The library (dist/index.js, ESM with types) stays unbundled, built
+// by tsc.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -14,20 +17,15 @@ const REPO = resolve(fileURLToPath(import.meta.url), '../..');
 
 /** Bundles src/cli.ts into `outdir` (default dist/bundle). */
 export async function bundleCli(outdir = resolve(REPO, 'dist/bundle')) {
-  rmSync(outdir, { recursive: true, force: true }); // chunk names change with their content
+  rmSync(outdir, { recursive: true, force: true });
   await build({
     entryPoints: [resolve(REPO, 'src/cli.ts')],
-    outdir,
+    outfile: resolve(outdir, 'cli.cjs'),
     bundle: true,
-    splitting: true,
-    chunkNames: 'chunk-[hash]',
-    outExtension: { '.js': '.mjs' },
     platform: 'node',
     target: 'node20',
-    format: 'esm',
+    format: 'cjs',
     sourcemap: true,
-    // commander and buffer-layout are CommonJS: give the bundle a require for them.
-    banner: { js: "import { createRequire as __mkimageCreateRequire } from 'node:module'; const require = __mkimageCreateRequire(import.meta.url);" },
     logLevel: 'warning',
   });
 }

@@ -23,7 +23,7 @@ import type { CliContext, OutputOptions } from './cli/context.js';
 const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
 
 /** The commands, for "unknown command" and its suggestion. */
-const COMMANDS = ['create', 'inspect', 'qemu-args', 'attach', 'detach', 'destroy', 'status', 'layers', 'runtime', 'help'];
+const COMMANDS = ['create', 'inspect', 'qemu-args', 'attach', 'detach', 'destroy', 'status', 'layers', 'runtime', 'resize', 'snapshot', 'snapshots', 'send', 'receive', 'help'];
 
 /** Levenshtein distance, for suggesting the command a typo meant. */
 export function editDistance(a: string, b: string): number {
@@ -73,6 +73,37 @@ export function handleError(e: unknown, out: OutputOptions, signal?: AbortSignal
   return 1;
 }
 
+type Register = (program: Command, ctx: CliContext) => void;
+const ALL_GROUPS: Register[] = [registerCreate, registerInspect, registerQemu, registerZfs, registerLayers, registerResize, registerSnapshots];
+const GROUP_OF: Record<string, Register> = {
+  create: registerCreate,
+  inspect: registerInspect,
+  'qemu-args': registerQemu,
+  attach: registerZfs,
+  detach: registerZfs,
+  destroy: registerZfs,
+  status: registerZfs,
+  layers: registerLayers,
+  runtime: registerLayers,
+  resize: registerResize,
+  snapshot: registerSnapshots,
+  snapshots: registerSnapshots,
+  send: registerSnapshots,
+  receive: registerSnapshots,
+};
+
+/**
+ * The command groups to declare for this command line: declaring every command and its options
+ * with commander costs a few ms of every start, and one command needs only its own. All of them for
+ * the help (no argument, help, -h, --help) and the version; create alone for anything else, since
+ * every word that is not a command name goes to create, the default command, anyway.
+ */
+export function groupsFor(first: string | undefined): Register[] {
+  if (first !== undefined && Object.hasOwn(GROUP_OF, first)) return [GROUP_OF[first]!];
+  if (first === undefined || ['help', '-h', '--help', '-V', '--version'].includes(first)) return ALL_GROUPS;
+  return [registerCreate];
+}
+
 export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const ctx: CliContext = { signal: controller.signal, exitCode: 0, out: {} };
@@ -100,13 +131,7 @@ export async function main(argv: string[]): Promise<number> {
     .hook('preAction', (_program, command) => {
       ctx.out = command.opts();
     });
-  registerCreate(program, ctx);
-  registerInspect(program, ctx);
-  registerQemu(program, ctx);
-  registerZfs(program, ctx);
-  registerLayers(program, ctx);
-  registerResize(program, ctx);
-  registerSnapshots(program, ctx);
+  for (const register of groupsFor(argv[2])) register(program, ctx);
 
   // Until a command's action runs, --json anywhere before `--` decides (usage errors included).
   ctx.out = { json: wantsJson(args), verbose: args.includes('--verbose') || args.includes('-v') };

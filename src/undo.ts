@@ -29,11 +29,18 @@ export class Undo {
    * Runs one recorded step now (a loop device no longer needed) and forgets it once it worked. A
    * step that fails stays recorded, so that unwinding tries it again (a detach killed by Ctrl-C).
    */
-  async settle(id: number): Promise<void> {
+  async settle(id: number, instead?: () => Promise<void>): Promise<void> {
     const step = this.steps.find((s) => s.id === id);
     if (!step) return;
-    await step.run();
+    // `instead`: the exact inverse, known by now (detach /dev/loop3), cheaper than the recorded
+    // one (find the file's loop devices, then detach); on failure the recorded one stays.
+    await (instead ?? step.run)();
     this.steps.splice(this.steps.indexOf(step), 1);
+  }
+
+  /** Forgets one step without running it: what it would take back is gone already (an exported pool). */
+  forget(id: number): void {
+    this.steps = this.steps.filter((s) => s.id !== id);
   }
 
   /** Forget every step: what was done stays done. */

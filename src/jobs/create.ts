@@ -363,8 +363,8 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.partition.sizeBytes, signal });
     phase('zpool', `zpool ${o.zfs.pool} on ${device}`);
     const { buildPool } = await import('./zfs-pool.js');
-    const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal, flavour: zfsFlavour }, undo);
-    await undo.settle(loopUndo);
+    const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal, flavour: zfsFlavour, nameCheckedFree: zfsFlavour !== undefined }, undo);
+    await undo.settle(loopUndo, () => detachLoop(device));
     return pool;
   }
   if (plan.fs === 'ext4') {
@@ -422,7 +422,7 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
       await undo.settle(mountUndo);
       await undo.settle(dirUndo);
     }
-    await undo.settle(loopUndo);
+    await undo.settle(loopUndo, () => detachLoop(device));
   }
 }
 

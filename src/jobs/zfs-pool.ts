@@ -17,12 +17,13 @@ import { promises as fs } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { PoolError, UsageError } from '../errors.js';
+import { PoolError, UsageError, type ToolFailedError } from '../errors.js';
 import { removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { copyTree } from '../tools/mount.js';
 import {
   Zfs,
+  capabilitiesOf,
   checkDatasetPath,
   checkOptionsForFlavour,
   checkPoolName,
@@ -34,6 +35,8 @@ import {
   zfsCreateArgs,
   zfsSnapshotArgs,
   zpoolCreateArgs,
+  zfsHost,
+  type PoolInfo,
   type Property,
   type ZfsFlavour,
 } from '../tools/zfs.js';
@@ -75,6 +78,11 @@ export interface BuildPoolOptions extends PoolRequest {
   run?: Runner;
   /** Skip detection when the caller knows the flavour already. */
   flavour?: ZfsFlavour;
+  /**
+   * The caller found the name free just before (preflightPool): no second `zpool list`. A name
+   * taken since is still refused, by zpool create itself, with the same PoolError.
+   */
+  nameCheckedFree?: boolean;
 }
 
 export interface BuildPoolResult {
@@ -82,7 +90,7 @@ export interface BuildPoolResult {
   /** The pool guid (decimal, as zpool prints it: a 64-bit number). */
   guid: string;
   flavour: ZfsFlavour;
-  /** Every filesystem in the pool, root first, as `zfs list` shows it after building. */
+  /** Every filesystem in the pool, root first, in `zfs list` order (each one's zfs create succeeded). */
   datasets: string[];
   snapshots: string[];
   /** The on-disk format chosen: "compatibility openzfs-2.1-linux", "pool version 23 (zfs-fuse)". */
@@ -179,23 +187,33 @@ export function planPool(r: PoolRequest): PoolPlan {
  */
 export async function preflightPool(r: PoolRequest, run: Runner = defaultRun, signal?: AbortSignal): Promise<{ plan: PoolPlan; flavour: ZfsFlavour; format: string }> {
   const plan = planPool(r);
-  const flavour = await detectFlavour(run, { signal });
+  // One `zpool list`: ZFS answers, and which pools are imported (the flavour comes from the cache).
+  const { flavour, pools } = await zfsHost(run, { signal });
   checkOptionsForFlavour(flavour, plan.zpoolOptions, plan.zfsOptions);
   const format = poolFormat(flavour, plan.compatibility, plan.zpoolOptions);
-  const zfs = new Zfs(flavour, run, signal);
-  if (!zfs.caps.tempName) await assertNameFree(zfs, plan.pool);
+  if (!capabilitiesOf(flavour).tempName) assertNameFree(flavour, pools, plan.pool);
   return { plan, flavour, format: format.description };
 }
 
 /** Without a temporary in-core name (zfs-fuse) the real name must be free on this host. */
-async function assertNameFree(zfs: Zfs, pool: string): Promise<void> {
-  const taken = await zfs.findPool(pool);
-  if (taken) {
-    throw new PoolError(
-      `a pool named ${pool} is already imported on this host (guid ${taken.guid}) and ${zfs.flavour.description} cannot build a pool under a temporary name: export it (zpool export ${pool}) or choose another --pool`,
-      { pool, guid: taken.guid },
-    );
-  }
+function assertNameFree(flavour: ZfsFlavour, pools: readonly PoolInfo[], pool: string): void {
+  const taken = pools.find((p) => p.name === pool);
+  if (taken) throw nameTaken(flavour, pool, taken.guid);
+}
+
+function nameTaken(flavour: ZfsFlavour, pool: string, guid?: string): PoolError {
+  return new PoolError(
+    `a pool named ${pool} is already imported on this host${guid ? ` (guid ${guid})` : ''} and ${flavour.description} cannot build a pool under a temporary name: export it (zpool export ${pool}) or choose another --pool`,
+    { pool, guid },
+  );
+}
+
+/** Compares dataset names as `zfs list` orders them: depth-first, children by name. */
+export function datasetOrder(a: string, b: string): number {
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
+  return x.length - y.length;
 }
 
 /** True when `vdevs` (zpool status paths) include `device` (same path, or same /dev name). */
@@ -256,7 +274,7 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   // of the same name imported on this host is no obstacle; else the real one, which must be free.
   let inCore = plan.pool;
   if (zfs.caps.tempName) inCore = `mkimage_build_${randomBytes(4).toString('hex')}`;
-  else await assertNameFree(zfs, plan.pool);
+  else if (!o.nameCheckedFree) assertNameFree(flavour, await zfs.listPools(), plan.pool);
   checkAborted(signal, 'zpool create');
 
   const altroot = await fs.mkdtemp(join(tmpdir(), 'mkimage-zpool-'));
@@ -265,32 +283,39 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   // when it cannot mount) or is killed by a signal still has its pool destroyed.
   const cleanup = zfs.forCleanup();
   const poolUndo = undo.push(`pool ${plan.pool}`, () => destroyIfOurs(cleanup, inCore, o.device));
-  await zfs.zpool(
-    zpoolCreateArgs(flavour, {
-      pool: plan.pool,
-      device: o.device,
-      altroot,
-      tempName: inCore === plan.pool ? undefined : inCore,
-      poolOptions: [...format.options, ...plan.zpoolOptions],
-      fsOptions: plan.zfsOptions,
-    }),
-  );
+  try {
+    await zfs.zpool(
+      zpoolCreateArgs(flavour, {
+        pool: plan.pool,
+        device: o.device,
+        altroot,
+        tempName: inCore === plan.pool ? undefined : inCore,
+        poolOptions: [...format.options, ...plan.zpoolOptions],
+        fsOptions: plan.zfsOptions,
+      }),
+    );
+  } catch (e) {
+    // Imported since the check (or never checked): the same error the check gives.
+    if (inCore === plan.pool && /pool already exists/.test(String((e as ToolFailedError)?.data?.stderr ?? ''))) throw nameTaken(flavour, plan.pool);
+    throw e;
+  }
   const created = await zfs.findPool(inCore);
   if (!created) throw new PoolError(`zpool create ${plan.pool} reported success but no pool ${inCore} is imported`, { pool: plan.pool });
 
-  for (const d of plan.datasets) {
+  // Only the leaves, each with -p: `zfs create -p tank/storage/empty` makes tank/storage too (no
+  // dataset of the plan has options of its own), one process instead of one per level.
+  for (const d of plan.datasets.filter((x) => !plan.datasets.some((y) => y.startsWith(`${x}/`)))) {
     checkAborted(signal, `zfs create ${plan.pool}/${d}`);
-    await zfs.zfs(zfsCreateArgs(`${inCore}/${d}`));
+    await zfs.zfs(zfsCreateArgs(`${inCore}/${d}`, [], d.includes('/')));
   }
   for (const s of plan.snapshots) {
     checkAborted(signal, `zfs snapshot ${plan.pool}/${s}`);
     await zfs.zfs(zfsSnapshotArgs(`${inCore}/${s}`));
   }
 
-  const all = await zfs.listDatasets(inCore);
   if (plan.populateDir) {
     checkAborted(signal, 'populate');
-    const root = all.find((d) => d.name === inCore);
+    const root = (await zfs.listDatasets(inCore, 'filesystem')).find((d) => d.name === inCore);
     if (!root?.mountpoint || !root.mounted) {
       throw new PoolError(`cannot populate pool ${plan.pool}: its root dataset is not mounted while building`, { pool: plan.pool });
     }
@@ -299,17 +324,17 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
 
   checkAborted(signal, 'zpool export');
   await zfs.exportPool(inCore);
-  // Exported: the destroy step has nothing left to do; the build directory goes now.
-  await undo.settle(poolUndo);
+  // Exported: the destroy step has nothing left to do (no `zpool list` to learn what export said);
+  // the build directory goes now.
+  undo.forget(poolUndo);
   await undo.settle(altrootUndo);
 
-  const rename = (n: string) => (n === inCore || n.startsWith(`${inCore}/`) || n.startsWith(`${inCore}@`) ? plan.pool + n.slice(inCore.length) : n);
   return {
     pool: plan.pool,
     guid: created.guid,
     flavour,
-    datasets: all.filter((d) => d.type === 'filesystem').map((d) => rename(d.name)),
-    snapshots: all.filter((d) => d.type === 'snapshot').map((d) => rename(d.name)),
+    datasets: [plan.pool, ...plan.datasets.map((d) => `${plan.pool}/${d}`)].sort(datasetOrder),
+    snapshots: plan.snapshots.map((sn) => `${plan.pool}/${sn}`).sort(datasetOrder),
     format: format.description,
   };
 }

@@ -24,8 +24,15 @@
  * link's target is resolved by the same rules and must exist and not be a directory. Any refusal
  * is a LayerError naming the entry and the rule; what was applied before it stays (the caller
  * destroys the half-made dataset).
+ *
+ * Speed (a Debian rootfs is ~9,000 entries, most of them small; on zfs-fuse every system call is a
+ * round trip to the daemon): the calls for one entry are synchronous, made one after the other on
+ * this thread like tar's, not promises handed to libuv's thread pool and awaited one by one; only
+ * the archive is read asynchronously. Per regular file: open (O_EXCL: whatever is in the way is
+ * found by EEXIST and removed, then open again, instead of an lstat before every create), write,
+ * fchown (root), fchmod, futimes, close; tar -x makes the same calls.
  */
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, writeSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
@@ -153,7 +160,7 @@ function errno(e: unknown): string | undefined {
 }
 
 /** Synchronous like the other per-entry calls (see the 'file' case in apply). */
-async function lstatOrNull(path: string): Promise<Stats | null> {
+function lstatOrNull(path: string): Stats | null {
   return lstatSync(path, { throwIfNoEntry: false }) ?? null;
 }
 
@@ -230,7 +237,7 @@ class Applier {
         continue;
       }
       const here = [...resolved, c];
-      const st = await lstatOrNull(this.abs(here));
+      const st = lstatOrNull(this.abs(here));
       if (st === null) {
         if (!create) return null;
         // Explicit chmod: the result must not depend on the umask.
@@ -273,7 +280,7 @@ class Applier {
 
   /** Removes whatever is at `path` without following it; keeps a directory when `keepDir`. */
   private async clear(path: string, keepDir: boolean): Promise<'kept' | 'none' | 'removed'> {
-    const st = await lstatOrNull(path);
+    const st = lstatOrNull(path);
     if (st === null) return 'none';
     if (keepDir && st.isDirectory()) return 'kept';
     this.forget(path === this.root ? '' : path.slice(this.root.length + 1), st.isDirectory());
@@ -281,11 +288,12 @@ class Applier {
       await fs.rm(path, { recursive: true, force: true });
       this.dirCache.clear();
     } else {
-      await fs.unlink(path);
+      unlinkSync(path);
       if (st.isSymbolicLink()) this.dirCache.clear();
     }
     return 'removed';
   }
+
 
   /** Removes the lower children of a directory: those neither written by this layer nor above something it wrote. */
   private async hideLowerChildren(rel: string): Promise<void> {
@@ -299,7 +307,7 @@ class Applier {
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
       if (this.written.has(child) || this.writtenBelow.has(child)) {
-        const st = await lstatOrNull(this.abs(child.split('/')));
+        const st = lstatOrNull(this.abs(child.split('/')));
         if (st?.isDirectory()) await this.hideLowerChildren(child);
         continue;
       }
@@ -406,7 +414,7 @@ class Applier {
         const targetParts = this.linkTarget(entry);
         const targetDir = await this.resolveDir(entry, targetParts.slice(0, -1), false);
         const targetRel = targetDir ? [...targetDir, targetParts[targetParts.length - 1]!] : null;
-        const st = targetRel ? await lstatOrNull(this.abs(targetRel)) : null;
+        const st = targetRel ? lstatOrNull(this.abs(targetRel)) : null;
         if (!targetRel || !st) throw refuse(entry, 'hardlink-missing', `hard link target ${JSON.stringify(entry.linkpath)} does not exist in the layer or below it`);
         if (st.isDirectory()) throw refuse(entry, 'hardlink-directory', `hard link target ${JSON.stringify(entry.linkpath)} is a directory`);
         if (targetRel.join('/') === rel) break; // a link to itself changes nothing

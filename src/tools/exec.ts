@@ -208,16 +208,22 @@ export const run: Runner = async (file, args, options = {}) => {
  * measured in `mkimage create` (bench/README.md).
  */
 export async function hasTool(file: string): Promise<boolean> {
+  return findOnPath(file) !== undefined;
+}
+
+/** The path PATH lookup finds for `file` (executable by us), or undefined. Synchronous access(2). */
+export function findOnPath(file: string): string | undefined {
   const dirs = file.includes('/') ? [''] : (process.env.PATH ?? '').split(':').filter(Boolean);
   for (const dir of dirs) {
+    const path = dir ? join(dir, file) : file;
     try {
-      accessSync(dir ? join(dir, file) : file, constants.X_OK);
-      return true;
+      accessSync(path, constants.X_OK);
+      return path;
     } catch {
       /* try the next directory */
     }
   }
-  return false;
+  return undefined;
 }
 
 /**

@@ -19,8 +19,9 @@
  *             `zpool destroy`/`export` sometimes fail "pool is busy" right after a mount and work
  *             when repeated: `retryBusy` repeats them.
  */
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { PermissionError, PoolError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
-import { run as defaultRun, hasTool, type RunOptions, type Runner } from './exec.js';
+import { run as defaultRun, findOnPath, hasTool, type RunOptions, type Runner } from './exec.js';
 
 // ---------------------------------------------------------------------------------------------
 // Flavours
@@ -146,40 +147,128 @@ export function unreachableError(e: unknown): PoolError | undefined {
  * Which ZFS this host runs, and a check that it answers (zfs-fuse: the daemon runs; OpenZFS: the
  * module is loaded). ToolMissingError names both packages when zpool/zfs are not installed.
  */
-export async function detectFlavour(
-  run: Runner = defaultRun,
-  options: { signal?: AbortSignal; toolExists?: (file: string) => Promise<boolean> } = {},
-): Promise<ZfsFlavour> {
-  const { signal, toolExists = hasTool } = options;
-  const version = await run('zfs', ['version'], { signal, okExitCodes: [0, 1, 2] });
-  let flavour: ZfsFlavour;
-  const openzfsVersion = version.exitCode === 0 ? parseZfsVersion(version.stdout) : undefined;
-  if (openzfsVersion) {
-    flavour = { kind: 'openzfs', version: openzfsVersion, poolVersion: SPA_VERSION_FEATURES, description: describeFlavour('openzfs', openzfsVersion, SPA_VERSION_FEATURES) };
-  } else {
-    // No `zfs version`: zfs-fuse, or OpenZFS (ZFS on Linux) older than 0.8.
-    let upgrade;
-    try {
-      upgrade = await run('zpool', ['upgrade', '-v'], { signal });
-    } catch (e) {
-      throw unreachableError(e) ?? e;
-    }
-    const poolVersion = parsePoolVersion(upgrade.stdout) ?? ZFS_FUSE_POOL_VERSION;
-    if (await toolExists('zfs-fuse')) {
-      const pkg = await run('dpkg-query', ['-W', '-f', '${Version}', 'zfs-fuse'], { signal, okExitCodes: [0, 1] }).catch(() => undefined);
-      const v = (pkg?.exitCode === 0 && upstreamVersion(pkg.stdout)) || 'unknown';
-      flavour = { kind: 'zfs-fuse', version: v, poolVersion, description: describeFlavour('zfs-fuse', v, poolVersion) };
-    } else {
-      flavour = { kind: 'openzfs', version: 'unknown (older than 0.8)', poolVersion, description: describeFlavour('openzfs', 'older than 0.8', poolVersion) };
-    }
-  }
+export async function detectFlavour(run: Runner = defaultRun, options: FlavourOptions = {}): Promise<ZfsFlavour> {
+  const flavour = await learnFlavour(run, options);
   // Reachable? (zfs-fuse: the daemon; OpenZFS: /dev/zfs.)
   try {
-    await run('zpool', ['list', '-H', '-o', 'name'], { signal });
+    await run('zpool', ['list', '-H', '-o', 'name'], { signal: options.signal });
   } catch (e) {
     throw unreachableError(e) ?? e;
   }
   return flavour;
+}
+
+/**
+ * Which ZFS runs and the pools imported here, in one `zpool list` after the flavour is known (from
+ * the cache, normally): the list is also the check that ZFS answers.
+ */
+export async function zfsHost(run: Runner = defaultRun, options: FlavourOptions = {}): Promise<{ flavour: ZfsFlavour; pools: PoolInfo[] }> {
+  const flavour = await learnFlavour(run, options);
+  const zfs = new Zfs(flavour, run, options.signal);
+  return { flavour, pools: await zfs.listPools() };
+}
+
+export interface FlavourOptions {
+  signal?: AbortSignal;
+  toolExists?: (file: string) => Promise<boolean>;
+  /**
+   * Where the answer is kept for the rest of the boot. Default: FLAVOUR_CACHE when `run` is the
+   * real runner (a fake's answers describe no host), none otherwise; null: no cache.
+   */
+  cacheFile?: string | null;
+}
+
+/**
+ * The flavour learned once per boot: `zfs version`, `zpool upgrade -v` and `dpkg-query` cost three
+ * processes (35 ms, more with zfs-fuse) on every --fs zfs create. Kept in /run (gone at reboot), as
+ * one file beside /run/mkimage (whose directories attach makes and removes), keyed by the zpool
+ * binary (path, mtime, ctime: an upgrade or another ZFS package changes them) and the boot id.
+ */
+export const FLAVOUR_CACHE = '/run/mkimage-zfs-flavour.json';
+
+interface FlavourCacheEntry {
+  key: FlavourKey;
+  flavour: ZfsFlavour;
+}
+interface FlavourKey {
+  zpool: string;
+  mtimeMs: number;
+  ctimeMs: number;
+  bootId: string;
+}
+
+/** The key of this boot's zpool binary; undefined when zpool is not on PATH (then no cache). */
+export function flavourKey(bootIdFile = '/proc/sys/kernel/random/boot_id'): FlavourKey | undefined {
+  const path = findOnPath('zpool');
+  if (!path) return undefined;
+  try {
+    const st = statSync(path);
+    return { zpool: path, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, bootId: readFileSync(bootIdFile, 'utf8').trim() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cached flavour, if the file is ours (root's or this user's, not writable by others) and its key matches. */
+export function readFlavourCache(file: string, key: FlavourKey): ZfsFlavour | undefined {
+  try {
+    const st = statSync(file);
+    const uid = process.geteuid?.() ?? 0;
+    if ((st.uid !== 0 && st.uid !== uid) || st.mode & 0o022) return undefined;
+    const entry = JSON.parse(readFileSync(file, 'utf8')) as FlavourCacheEntry;
+    const k = entry.key;
+    if (k?.zpool !== key.zpool || k.mtimeMs !== key.mtimeMs || k.ctimeMs !== key.ctimeMs || k.bootId !== key.bootId) return undefined;
+    const f = entry.flavour;
+    if ((f?.kind !== 'openzfs' && f?.kind !== 'zfs-fuse') || typeof f.version !== 'string' || !Number.isInteger(f.poolVersion) || typeof f.description !== 'string') return undefined;
+    return { kind: f.kind, version: f.version, poolVersion: f.poolVersion, description: f.description };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the cache atomically (temp file, rename); a user who cannot write /run just has none. */
+export function writeFlavourCache(file: string, key: FlavourKey, flavour: ZfsFlavour): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, `${JSON.stringify({ key, flavour } satisfies FlavourCacheEntry)}\n`, { mode: 0o644, flag: 'wx' });
+    renameSync(temp, file);
+  } catch {
+    rmSync(temp, { force: true });
+  }
+}
+
+async function learnFlavour(run: Runner, options: FlavourOptions): Promise<ZfsFlavour> {
+  const file = options.cacheFile === undefined ? (run === defaultRun ? FLAVOUR_CACHE : null) : options.cacheFile;
+  const key = file ? flavourKey() : undefined;
+  const cached = file && key ? readFlavourCache(file, key) : undefined;
+  if (cached) return cached;
+  const flavour = await probeFlavour(run, options);
+  if (file && key) writeFlavourCache(file, key, flavour);
+  return flavour;
+}
+
+/** Asks the tools which ZFS this is (three processes); no check that it answers. */
+async function probeFlavour(run: Runner, options: FlavourOptions): Promise<ZfsFlavour> {
+  const { signal, toolExists = hasTool } = options;
+  const version = await run('zfs', ['version'], { signal, okExitCodes: [0, 1, 2] });
+  const openzfsVersion = version.exitCode === 0 ? parseZfsVersion(version.stdout) : undefined;
+  if (openzfsVersion) {
+    return { kind: 'openzfs', version: openzfsVersion, poolVersion: SPA_VERSION_FEATURES, description: describeFlavour('openzfs', openzfsVersion, SPA_VERSION_FEATURES) };
+  }
+  // No `zfs version`: zfs-fuse, or OpenZFS (ZFS on Linux) older than 0.8.
+  let upgrade;
+  try {
+    upgrade = await run('zpool', ['upgrade', '-v'], { signal });
+  } catch (e) {
+    throw unreachableError(e) ?? e;
+  }
+  const poolVersion = parsePoolVersion(upgrade.stdout) ?? ZFS_FUSE_POOL_VERSION;
+  if (await toolExists('zfs-fuse')) {
+    const pkg = await run('dpkg-query', ['-W', '-f', '${Version}', 'zfs-fuse'], { signal, okExitCodes: [0, 1] }).catch(() => undefined);
+    const v = (pkg?.exitCode === 0 && upstreamVersion(pkg.stdout)) || 'unknown';
+    return { kind: 'zfs-fuse', version: v, poolVersion, description: describeFlavour('zfs-fuse', v, poolVersion) };
+  }
+  return { kind: 'openzfs', version: 'unknown (older than 0.8)', poolVersion, description: describeFlavour('openzfs', 'older than 0.8', poolVersion) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,8 +570,9 @@ export function zpoolStatusArgs(f: ZfsFlavour, pool: string): string[] {
   return ['status', ...(capabilitiesOf(f).statusFullPaths ? ['-P'] : []), pool];
 }
 
-export function zfsCreateArgs(dataset: string, props: readonly Property[] = []): string[] {
-  return ['create', ...o(props), dataset];
+/** `parents`: -p, missing parents made too (with default properties), in the same process. */
+export function zfsCreateArgs(dataset: string, props: readonly Property[] = [], parents = false): string[] {
+  return ['create', ...(parents ? ['-p'] : []), ...o(props), dataset];
 }
 
 export function zfsSnapshotArgs(snapshot: string, recursive = false): string[] {

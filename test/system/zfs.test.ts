@@ -139,7 +139,7 @@ describe('buildPool on real zfs-fuse (the library, as create uses it)', () => {
     const e = await buildImage(img, { pool, layout: 'calldown', datasets: ['one', 'two/deep', 'boom', 'after'] }, faulty).catch((x) => x);
     expect(e.code).toBe('ETOOLFAILED');
     expect(e.message).toContain('invalid character % in name');
-    expect(seen).toContain(`zfs create ${pool}/two/deep`);
+    expect(seen).toContain(`zfs create -p ${pool}/two/deep`); // leaves only, parents by -p
     expect(seen).not.toContain(`zfs create ${pool}/after`);
     expect(seen).toContain(`zpool destroy -f ${pool}`);
     expect(await importedPools()).not.toContain(pool);

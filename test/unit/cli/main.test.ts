@@ -1,6 +1,6 @@
 /** The CLI's exit statuses for what commander decides alone (no job runs). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { editDistance, main, unknownCommand, wantsJson } from '../../../src/cli.js';
+import { editDistance, groupsFor, main, unknownCommand, wantsJson } from '../../../src/cli.js';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -92,5 +92,41 @@ describe('a mistyped command', () => {
     expect(editDistance('inspekt', 'inspect')).toBe(1);
     expect(editDistance('', 'abc')).toBe(3);
     expect(editDistance('status', 'status')).toBe(0);
+  });
+});
+
+describe('only the command group asked for is declared', () => {
+  // What commander prints for each: the same with one group declared as with all of them.
+  async function output(args: string[]): Promise<{ status: number; out: string }> {
+    let out = '';
+    const grab = (chunk: string | Uint8Array) => {
+      out += String(chunk);
+      return true;
+    };
+    vi.spyOn(process.stdout, 'write').mockImplementation(grab);
+    vi.spyOn(process.stderr, 'write').mockImplementation(grab);
+    const status = await main(['node', 'mkimage', ...args]);
+    vi.restoreAllMocks();
+    return { status, out };
+  }
+
+  it('groupsFor: a command name gives its group, help all, anything else create (the default command)', () => {
+    expect(groupsFor('inspect')).toHaveLength(1);
+    expect(groupsFor('attach')).toEqual(groupsFor('status'));
+    expect(groupsFor('layers')).toEqual(groupsFor('runtime'));
+    expect(groupsFor('--size')).toEqual(groupsFor('create'));
+    expect(groupsFor('disk.img')).toEqual(groupsFor('create'));
+    expect(groupsFor('toString')).toEqual(groupsFor('create')); // not an inherited property
+    for (const all of [undefined, 'help', '-h', '--help', '--version']) expect(groupsFor(all)).toHaveLength(7);
+  });
+
+  it('each command\'s help and errors are what they were, and the top-level help lists every command', async () => {
+    const top = await output(['--help']);
+    for (const c of ['create', 'inspect', 'qemu-args', 'attach', 'detach', 'destroy', 'status', 'layers', 'runtime']) expect(top.out).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    expect((await output(['inspect', '--help'])).out).toMatch(/^Usage: mkimage inspect/m);
+    expect((await output(['layers', 'import', '--help'])).out).toMatch(/^Usage: mkimage layers import/m);
+    const bad = await output(['inspect', '--bogus', 'x.img']);
+    expect(bad.status).toBe(2);
+    expect(bad.out).toBe("mkimage: unknown option '--bogus' (see mkimage --help)\n");
   });
 });

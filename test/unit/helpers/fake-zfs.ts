@@ -134,6 +134,15 @@ export class FakeZfs {
         case 'create': {
           const p = poolOf(last);
           const parent = last.slice(0, last.lastIndexOf('/'));
+          if (args.includes('-p')) {
+            // -p: missing parents too; an existing dataset is no error.
+            const parts = last.split('/');
+            for (let i = 2; i <= parts.length; i++) {
+              const d = parts.slice(0, i).join('/');
+              if (!p.datasets.includes(d)) p.datasets.push(d);
+            }
+            return ok();
+          }
           if (!p.datasets.includes(parent)) fail(`cannot create '${last}': parent does not exist`);
           if (p.datasets.includes(last)) fail(`cannot create '${last}': dataset already exists`);
           p.datasets.push(last);

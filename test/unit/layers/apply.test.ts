@@ -133,6 +133,31 @@ describe('applyLayer: a multi-layer image', () => {
     });
   });
 
+  it('modes are the layer\'s whatever the umask (files are created with their mode where open(2) can give it)', async () => {
+    const old = process.umask(0o077);
+    try {
+      await withTmp(async (root) => {
+        await makeTree(root, { 'x/old': 'lower', 'x/dir': { dir: true, mode: 0o700 } });
+        await apply(
+          await tarOf([
+            { path: 'x/a', type: 'file', text: 'a', mode: 0o644 },
+            { path: 'x/b', type: 'file', text: 'b', mode: 0o777 },
+            { path: 'x/c', type: 'file', text: 'c', mode: 0o2755 },
+            { path: 'x/d', type: 'file', text: 'd', mode: 0o400 },
+            { path: 'x/old', type: 'file', text: 'upper', mode: 0o640 }, // replaces a file (EEXIST path)
+            { path: 'x/dir', type: 'file', text: 'was a dir', mode: 0o604 }, // replaces a directory
+            { path: 'y/z/e', type: 'file', text: 'e', mode: 0o666 }, // parents made 0755
+          ]),
+          root,
+        );
+        const t = summary(await listTree(root));
+        expect(t).toMatchObject({ 'x/a': 'f 644 a', 'x/b': 'f 777 b', 'x/c': 'f 2755 c', 'x/d': 'f 400 d', 'x/old': 'f 640 upper', 'x/dir': 'f 604 was a dir', y: 'd 755', 'y/z': 'd 755', 'y/z/e': 'f 666 e' });
+      });
+    } finally {
+      process.umask(old);
+    }
+  });
+
   it('a directory entry merges with the lower directory; any other type replaces what is there', async () => {
     await withTmp(async (root) => {
       await makeTree(root, { 'a/keep': 'k', b: 'file', 'c/sub/x': 'x', l: { symlink: 'a' } });

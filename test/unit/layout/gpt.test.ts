@@ -1,3 +1,4 @@
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   GPT_ENTRY,
@@ -95,6 +96,12 @@ describe('GPT layout (UEFI 2.10 section 5.3)', () => {
   it('uses the standard CRC-32 (the check value of "123456789" is 0xcbf43926)', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
     expect(crc32(Buffer.from('EFI PART'))).toBeGreaterThanOrEqual(0); // unsigned, never negative
+  });
+  it('agrees with zlib\'s CRC-32 on every length up to a full entry array and on empty input', () => {
+    expect(crc32(new Uint8Array(0))).toBe(0);
+    const data = Buffer.alloc(16384);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    for (const n of [1, 2, 3, 92, 128, 511, 512, 4096, 16384]) expect(crc32(data.subarray(0, n))).toBe(zlibCrc32(data.subarray(0, n)) >>> 0);
   });
 });
 

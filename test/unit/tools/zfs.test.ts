@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PoolError, ToolFailedError, UsageError } from '../../../src/errors.js';
 import type { RunOptions, RunResult, Runner } from '../../../src/tools/exec.js';
 import {
@@ -9,6 +12,9 @@ import {
   checkOptionsForFlavour,
   checkPoolName,
   detectFlavour,
+  flavourKey,
+  readFlavourCache,
+  zfsHost,
   parseDatasetList,
   parsePoolList,
   parsePoolVersion,
@@ -378,5 +384,79 @@ describe('Zfs calls', () => {
     const e = await new Zfs(FUSE, runner).listDatasets('tq').catch((x) => x);
     expect(e).toBeInstanceOf(PoolError);
     expect(e.message).toMatch(/^the zfs-fuse daemon is not running.*start it with: zfs-fuse/);
+  });
+});
+
+describe('the flavour cache (once per boot)', () => {
+  let dir: string;
+  let path: string | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mkimage-flavour-'));
+    // A zpool binary of our own on PATH: only stat'd for the key, never run (the runner is fake).
+    writeFileSync(join(dir, 'zpool'), '#!/bin/sh\nexit 1\n');
+    chmodSync(join(dir, 'zpool'), 0o755);
+    path = process.env.PATH;
+    process.env.PATH = `${dir}:${path ?? ''}`;
+  });
+  afterEach(() => {
+    process.env.PATH = path;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const fuseAnswers: Array<[string, Partial<RunResult>]> = [
+    ['zfs version', { exitCode: 2, stderr: "unrecognized command 'version'\n" }],
+    ['zpool upgrade -v', { stdout: 'This system is currently running ZFS pool version 23.\n' }],
+    ['dpkg-query -W -f ${Version} zfs-fuse', { stdout: '0.7.0-25+b1' }],
+    ['zpool list -H -o name,guid,health,altroot', { stdout: 'tank\t42\tONLINE\t-\n' }],
+  ];
+  const toolExists = async (t: string) => t === 'zfs-fuse';
+
+  it('asks zfs version / zpool upgrade / dpkg-query once; later only one zpool list, which also lists the pools', async () => {
+    const cacheFile = join(dir, 'flavour.json');
+    const first = fakeRunner(fuseAnswers);
+    expect(await zfsHost(first.runner, { cacheFile, toolExists })).toEqual({ flavour: FUSE, pools: [{ name: 'tank', guid: '42', health: 'ONLINE', altroot: undefined }] });
+    expect(first.calls).toEqual(['zfs version', 'zpool upgrade -v', 'dpkg-query -W -f ${Version} zfs-fuse', 'zpool list -H -o name,guid,health,altroot']);
+    const entry = JSON.parse(readFileSync(cacheFile, 'utf8'));
+    expect(entry.key).toMatchObject({ zpool: join(dir, 'zpool'), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() });
+    expect(entry.flavour).toEqual(FUSE);
+    expect(statSync(cacheFile).mode & 0o777).toBe(0o644);
+
+    const second = fakeRunner(fuseAnswers);
+    expect((await zfsHost(second.runner, { cacheFile, toolExists })).flavour).toEqual(FUSE);
+    expect(second.calls).toEqual(['zpool list -H -o name,guid,health,altroot']);
+    // detectFlavour uses it too, and still checks that ZFS answers.
+    const third = fakeRunner([['zpool list -H -o name', { stdout: '' }]]);
+    expect(await detectFlavour(third.runner, { cacheFile, toolExists })).toEqual(FUSE);
+    expect(third.calls).toEqual(['zpool list -H -o name']);
+  });
+
+  it('asks again when the zpool binary changed (another package, an upgrade) or after a reboot', async () => {
+    const cacheFile = join(dir, 'flavour.json');
+    await zfsHost(fakeRunner(fuseAnswers).runner, { cacheFile, toolExists });
+    const key = flavourKey()!;
+    expect(readFlavourCache(cacheFile, key)).toEqual(FUSE);
+    expect(readFlavourCache(cacheFile, { ...key, bootId: 'another-boot' })).toBeUndefined();
+    utimesSync(join(dir, 'zpool'), new Date(2020, 0, 1), new Date(2020, 0, 1));
+    const again = fakeRunner(fuseAnswers);
+    await zfsHost(again.runner, { cacheFile, toolExists });
+    expect(again.calls).toContain('zfs version');
+  });
+
+  it('ignores a cache others can write, or one that does not parse as a flavour', async () => {
+    const cacheFile = join(dir, 'flavour.json');
+    await zfsHost(fakeRunner(fuseAnswers).runner, { cacheFile, toolExists });
+    const key = flavourKey()!;
+    chmodSync(cacheFile, 0o666);
+    expect(readFlavourCache(cacheFile, key)).toBeUndefined();
+    chmodSync(cacheFile, 0o644);
+    writeFileSync(cacheFile, JSON.stringify({ key, flavour: { kind: 'solaris', version: '11', poolVersion: 44, description: 'x' } }));
+    expect(readFlavourCache(cacheFile, key)).toBeUndefined();
+    writeFileSync(cacheFile, '{not json');
+    expect(readFlavourCache(cacheFile, key)).toBeUndefined();
+  });
+
+  it('a fake runner never reads or writes the host cache (its answers describe no host)', async () => {
+    const r = fakeRunner(fuseAnswers);
+    await zfsHost(r.runner, { toolExists });
+    expect(r.calls[0]).toBe('zfs version');
   });
 });
