@@ -104,6 +104,10 @@ export function groupsFor(first: string | undefined): Register[] {
   return [registerCreate];
 }
 
+function ignoreStreamError(): void {
+  /* see main: nothing more can be said to a reader that is gone */
+}
+
 export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const ctx: CliContext = { signal: controller.signal, exitCode: 0, out: {} };
@@ -114,6 +118,11 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A reader that went away (a killed parent, `| head`) makes writes fail with EPIPE. Unhandled,
+  // that error would end the process before the job's undo runs, leaving its loop device, pool or
+  // temporary image behind: output is lost, the clean-up is not.
+  // Kept for the life of the process: the error arrives after the last write, when main has returned.
+  for (const stream of [process.stdout, process.stderr]) if (!stream.listeners('error').includes(ignoreStreamError)) stream.on('error', ignoreStreamError);
 
   const args = argv.slice(2);
   let usage: string | undefined; // commander's message for a usage error it found while parsing
