@@ -44,6 +44,9 @@ export {
   destroyImage,
   statusImages,
   readImageZfs,
+  detachPool,
+  destroyPoolByName,
+  cleanLeftovers,
   type AttachOptions,
   type AttachedImage,
   type DetachResult,
@@ -53,6 +56,9 @@ export {
   type MountedDataset,
   type StatusReport,
 } from './jobs/attach.js';
+export { lockImage, withImageLock, readLockHolder, DEFAULT_LOCK_WAIT_SECONDS, type ImageLock, type LockHolder, type LockOptions } from './guard/lock.js';
+export { fileUsers, assertNotInUse, type FileUser } from './guard/in-use.js';
+export { recoverDeadJobs, listLeftovers, type Leftover, type RecoveredJob, type RecoverScope } from './jobs/recover.js';
 export {
   detectFlavour,
   capabilitiesOf,

@@ -5,24 +5,52 @@
  * steps that must stay, or `unwind()` for the ones that were only needed while building.
  */
 import { InterruptedError, MkimageError } from './errors.js';
+import { Journal, type JournalScope, type UndoRecord } from './guard/journal.js';
+
+export type { UndoRecord } from './guard/journal.js';
 
 interface UndoStep {
   id: number;
   what: string;
   run: () => Promise<void>;
+  record?: UndoRecord;
+}
+
+export interface UndoOptions {
+  /**
+   * Keep a journal of the steps that carry a record (guard/journal.ts), so that what a killed
+   * job leaves is found and taken back by the next command (guard/recover.ts). The scope says
+   * what the job works on: the image, the target path, pool names.
+   */
+  journal?: JournalScope;
 }
 
 export class Undo {
   private steps: UndoStep[] = [];
   private nextId = 1;
+  private journal?: Journal;
   /** Errors from undo steps that themselves failed (reported, never thrown over the first error). */
   readonly failures: { what: string; error: unknown }[] = [];
 
-  /** Records the inverse of a step just done; the returned id lets `settle` run it early. */
-  push(what: string, run: () => Promise<void>): number {
+  constructor(o: UndoOptions = {}) {
+    if (o.journal) this.journal = new Journal(o.journal);
+  }
+
+  /**
+   * Records the inverse of a step just done (or about to be done); the returned id lets `settle`
+   * run it early. `record` describes it as data for the journal: a step without one is taken back
+   * only by this process.
+   */
+  push(what: string, run: () => Promise<void>, record?: UndoRecord): number {
     const id = this.nextId++;
-    this.steps.push({ id, what, run });
+    this.steps.push({ id, what, run, record });
+    if (record) this.journal?.add({ id, what, record });
     return id;
+  }
+
+  /** Adds to what the journal says this job works on (a pool name or an image known later). */
+  scope(s: JournalScope): void {
+    this.journal?.scope(s);
   }
 
   /**
@@ -34,11 +62,18 @@ export class Undo {
     if (!step) return;
     await step.run();
     this.steps.splice(this.steps.indexOf(step), 1);
+    this.journal?.remove(id);
   }
 
   /** Forget every step: what was done stays done. */
   commit(): void {
     this.steps = [];
+    this.journal?.close();
+  }
+
+  /** The job ended on its own: the journal goes, the remaining steps stay with the caller. */
+  release(): void {
+    this.journal?.close();
   }
 
   /** Runs every step, newest first; keeps going when one fails. */
@@ -49,8 +84,12 @@ export class Undo {
         await step.run();
       } catch (error) {
         this.failures.push({ what: step.what, error });
+        continue;
       }
+      this.journal?.remove(step.id);
     }
+    // A step that failed stays in the journal: the next command (or status --clean) tries again.
+    if (!this.failures.length) this.journal?.close();
   }
 }
 
@@ -66,10 +105,13 @@ export function checkAborted(signal: AbortSignal | undefined, phase: string): vo
  * child process killed by the abort becomes InterruptedError. Undo failures are attached to
  * the error's data so nothing left behind goes unreported.
  */
-export async function withUndo<T>(signal: AbortSignal | undefined, body: (undo: Undo) => Promise<T>): Promise<T> {
-  const undo = new Undo();
+export async function withUndo<T>(signal: AbortSignal | undefined, body: (undo: Undo) => Promise<T>, options: UndoOptions = {}): Promise<T> {
+  const undo = new Undo(options);
   try {
-    return await body(undo);
+    const result = await body(undo);
+    // Steps neither committed nor settled are meant to stay: the journal has nothing to recover.
+    undo.release();
+    return result;
   } catch (error) {
     await undo.unwind();
     let out = error;

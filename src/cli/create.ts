@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES } from '../layout/plan.js';
 import { formatSize, parseSize } from '../layout/units.js';
-import { printResult, progressPrinter, type CliContext } from './context.js';
+import { printResult, progressPrinter, waitFlags, waitOption, type CliContext } from './context.js';
 import { checkCreateImport, formatImport, importAfterCreate, importCreateOption } from './layers.js';
 import { zfsCreateOptions, zfsCreateRequest, type ZfsCreateFlags } from './zfs.js';
 
@@ -23,6 +23,7 @@ interface CreateFlags extends ZfsCreateFlags {
   quiet?: boolean;
   verbose?: boolean;
   import?: string[];
+  wait?: number;
 }
 
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
@@ -47,11 +48,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--uuid <uuid>', 'uuid of the PFN info block and the filesystem')
     .option('--seed <n>', 'derive every uuid and signature from this seed (with SOURCE_DATE_EPOCH: byte-identical builds)')
     .option('--populate <dir>', 'copy this directory tree into the new filesystem')
-    .option('-f, --force', 'replace an existing IMAGE (without it an existing file is never touched)')
+    .option('-f, --force', 'replace an existing IMAGE, a regular file neither attached nor in use (without it an existing file is never touched)')
     .option('--json', 'print one JSON document describing the result on stdout')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
-  importCreateOption(zfsCreateOptions(command)).action(async (image: string, flags: CreateFlags) => {
+  importCreateOption(zfsCreateOptions(waitOption(command))).action(async (image: string, flags: CreateFlags) => {
       ctx.out = flags;
       const zfs = zfsCreateRequest(flags.fs, flags);
       await checkCreateImport(flags.fs, flags.import);
@@ -73,6 +74,7 @@ export function register(program: Command, ctx: CliContext): void {
         zfs,
         signal: ctx.signal,
         onProgress: progressPrinter(flags),
+        ...waitFlags(flags),
       });
       const imported = await importAfterCreate(image, flags.import ?? [], flags, ctx);
       printResult(flags, imported ? { ...result, imported } : result, () => {

@@ -9,23 +9,26 @@ import { UsageError } from '../errors.js';
 import { formatSize } from '../layout/units.js';
 import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
-import { collect, printResult, type CliContext, type OutputOptions } from './context.js';
+import { collect, parseWait, printResult, waitFlags, type CliContext, type OutputOptions } from './context.js';
+import { DEFAULT_LOCK_WAIT_SECONDS } from '../guard/lock.js';
 
 interface Out extends OutputOptions {
   mount?: string;
   base?: string;
+  wait?: number;
 }
 
 const common = (c: Command) =>
   c
     .option('--mount <dir>', 'if the image is not attached: import its pool with this altroot while the command runs (default /run/mkimage/pools/<pool>)')
     .option('--base <dataset>', 'the dataset below the pool holding storage/ and runtime/ (default: the pool itself)')
+    .option('--wait <seconds>', `how long to wait while another mkimage command uses the image (default ${DEFAULT_LOCK_WAIT_SECONDS}; 0: fail at once with EBUSY)`, parseWait)
     .option('--json', 'print the result as one JSON document')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
 
 function jobOptions(flags: Out, ctx: CliContext): LayerJobOptions {
-  return { signal: ctx.signal, mount: flags.mount, base: flags.base };
+  return { signal: ctx.signal, mount: flags.mount, base: flags.base, ...waitFlags(flags) };
 }
 
 const short = (digest: string) => (digest === 'empty' ? 'empty' : digest.slice(0, 12));
@@ -174,11 +177,11 @@ export async function checkCreateImport(fsType: string, sources: readonly string
 }
 
 /** create --import after the image was made: imports, or removes the new image if that fails. */
-export async function importAfterCreate(image: string, sources: readonly string[], flags: OutputOptions & { mount?: string }, ctx: CliContext): Promise<ImportResult | undefined> {
+export async function importAfterCreate(image: string, sources: readonly string[], flags: OutputOptions & { mount?: string; wait?: number }, ctx: CliContext): Promise<ImportResult | undefined> {
   if (!sources.length) return undefined;
   const { importLayers } = await import('../jobs/layers.js');
   try {
-    return await importLayers(image, sources, { signal: ctx.signal, mount: flags.mount, onEvent: importProgress(flags) });
+    return await importLayers(image, sources, { signal: ctx.signal, mount: flags.mount, onEvent: importProgress(flags), ...waitFlags(flags) });
   } catch (e) {
     const { destroyImage } = await import('../jobs/attach.js');
     await destroyImage(image, { yes: true }).catch(() => undefined);

@@ -40,6 +40,12 @@ export interface LockOptions {
   signal?: AbortSignal;
   /** Called once, when the image is held by another command and this one starts to wait. */
   onWait?: (holder: LockHolder | undefined, waitSeconds: number) => void;
+  /**
+   * Lock the file with this identity (stat's dev and ino) instead of what `path` names: an image
+   * deleted or moved while attached, known by its loop device's backing inode. `path` is then
+   * only for messages.
+   */
+  identity?: { dev: number; ino: number };
 }
 
 /** Who holds an image's lock, as its lock file says. */
@@ -135,8 +141,9 @@ export async function lockImage(path: string, o: LockOptions = {}): Promise<Imag
   const dir = lockDir();
   await ensureLockDir(dir);
   let told = false;
+  const keyNow = async () => (o.identity ? `i-${o.identity.dev}-${o.identity.ino}` : keyOf(path, await statOrUndefined(path)));
   for (;;) {
-    const key = keyOf(path, await statOrUndefined(path));
+    const key = await keyNow();
     const nested = held.get(key);
     if (nested) {
       nested.count++;
@@ -162,8 +169,8 @@ export async function lockImage(path: string, o: LockOptions = {}): Promise<Imag
         }
       }
       // Still the lock file at its path, and the path still the file we keyed? Else try again.
-      const [mine, there, image] = await Promise.all([handle.stat(), statOrUndefined(file), statOrUndefined(path)]);
-      if (!there || there.ino !== mine.ino || there.dev !== mine.dev || keyOf(path, image) !== key) continue;
+      const [mine, there, now] = await Promise.all([handle.stat(), statOrUndefined(file), keyNow()]);
+      if (!there || there.ino !== mine.ino || there.dev !== mine.dev || now !== key) continue;
       const record: LockHolder = { pid: process.pid, command: o.command ?? process.argv.slice(1).join(' '), since: new Date().toISOString() };
       await handle.truncate(0).then(() => handle.write(JSON.stringify(record), 0)).catch(() => undefined);
       held.set(key, { handle, file, count: 1 });

@@ -9,9 +9,9 @@
  * A failure or a signal at any step unwinds everything done so far (Undo): the target path holds
  * the complete image or is untouched, and no loop device, pool or mount is left.
  */
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
+import { BusyError, MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError } from '../errors.js';
 import {
   allocatedBytes,
   createSparseFile,
@@ -32,6 +32,9 @@ import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
 import { checkLabel, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
+import { assertNotInUse } from '../guard/in-use.js';
+import { lockImage, type LockOptions } from '../guard/lock.js';
+import { recoverDeadJobs } from './recover.js';
 import type { AttachedImage } from './attach.js';
 import type { BuildPoolResult, PoolRequest } from './zfs-pool.js';
 import type { ZfsFlavour } from '../tools/zfs.js';
@@ -62,6 +65,9 @@ export interface CreateOptions {
   zfs?: Omit<PoolRequest, 'populateDir'> & { mount?: string; owner?: string };
   signal?: AbortSignal;
   onProgress?: (event: { phase: string; message: string }) => void;
+  /** Seconds to wait for another command holding the target's lock (default 60; 0: fail at once). */
+  waitSeconds?: number;
+  onWait?: LockOptions['onWait'];
 }
 
 export interface CreateResult {
@@ -144,8 +150,13 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   const dir = dirname(target);
   const dirStat = await fs.stat(dir).catch(() => undefined);
   if (!dirStat?.isDirectory()) throw new UsageError(`cannot create ${o.path}: directory ${dir} does not exist`, { dir });
-  const st = await fs.lstat(target).catch(() => undefined);
+  const st = (await fs.stat(target).catch(() => undefined)) ?? (await fs.lstat(target).catch(() => undefined));
   if (st?.isDirectory()) throw new UsageError(`${o.path} is a directory: give the path of the image file to create`, { path: o.path });
+  if (st && !st.isFile() && !st.isSymbolicLink()) {
+    // Never replaced, whatever --force says: a device node, FIFO or socket is not an old image.
+    const kind = fileKind(st);
+    throw new UsageError(`${o.path} is a ${kind}, not a regular file: mkimage replaces only regular files; it was left untouched (remove it yourself, or give another path)`, { path: o.path, kind });
+  }
   if (st && !o.force) throw new TargetExistsError(o.path);
   if (o.label) {
     if (plan.fs === 'ext4' || plan.fs === 'xfs') checkLabel(plan.fs, o.label);
@@ -203,6 +214,36 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   return { zfsFlavour };
 }
 
+/** What a non-regular file is, in words. */
+function fileKind(st: Stats): string {
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isFIFO()) return 'FIFO (named pipe)';
+  if (st.isSocket()) return 'socket';
+  if (st.isDirectory()) return 'directory';
+  return 'special file';
+}
+
+/**
+ * Under the target's lock, before anything else: what dead jobs left on this target, its file or
+ * the pool name is taken back (jobs/recover.ts). An IMAGE to be replaced (--force) must not be in
+ * use by another process (a running guest) nor attached: BusyError, the file untouched.
+ */
+async function beforeWriting(o: CreateOptions, target: string): Promise<void> {
+  const st = await fs.stat(target).catch(() => undefined);
+  await recoverDeadJobs({ paths: [target], image: st && { dev: st.dev, ino: st.ino }, pools: o.zfs ? [o.zfs.pool] : [] });
+  if (!st?.isFile() || !o.force) return; // preflight says what is wrong with it
+  await assertNotInUse(target, 'replace');
+  if (!(await hasTool('losetup'))) return;
+  const loops = await loopsOfFile(target).catch(() => []);
+  if (loops.length) {
+    throw new BusyError(
+      `cannot replace ${o.path}: it is attached (${loops.map((l) => l.name).join(', ')}); detach it first (mkimage detach ${o.path}), then create it again; it was left untouched`,
+      { path: o.path, loopDevices: loops.map((l) => l.name) },
+    );
+  }
+}
+
 /**
  * What the file system said, in the error family: the job's undo has already run, so the message
  * can say that nothing was left. Errors that are MkimageErrors already pass through.
@@ -252,11 +293,11 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
   const signal = o.signal;
   if (plan.fs === 'zfs' && o.zfs) {
     phase('loop', 'attaching the partition');
-    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
+    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp), { kind: 'loop', file: temp });
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.partition.sizeBytes, signal });
     phase('zpool', `zpool ${o.zfs.pool} on ${device}`);
     const { buildPool } = await import('./zfs-pool.js');
-    const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal, flavour: zfsFlavour }, undo);
+    const pool = await buildPool({ ...o.zfs, device, file: temp, populateDir: o.populateDir, signal, flavour: zfsFlavour }, undo);
     await undo.settle(loopUndo);
     return pool;
   }
@@ -275,7 +316,7 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     });
   } else if (plan.fs === 'xfs') {
     phase('loop', 'attaching the partition');
-    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
+    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp), { kind: 'loop', file: temp });
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.fsSizeBytes, signal });
     checkAborted(signal, 'loop attach');
     phase('mkfs', `mkfs.xfs ${formatSize(plan.fsSizeBytes)} on ${device}`);
@@ -284,8 +325,8 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
       checkAborted(signal, 'mkfs');
       phase('populate', `copying ${o.populateDir}`);
       const dir = await fs.mkdtemp(`${dirname(temp)}/.mkimage-mnt-`);
-      const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir));
-      const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir));
+      const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir), { kind: 'dir', path: dir });
+      const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir), { kind: 'mount', path: dir });
       await mount(device, dir, 'xfs', [], signal);
       await copyTree(o.populateDir, dir, signal);
       await undo.settle(mountUndo);
@@ -310,89 +351,97 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   const plan = await planCreate(o);
   const ids = makeIds(o);
   const headerWrites = buildHeader(plan, ids);
-  const { zfsFlavour } = await preflight(o, plan);
   const target = resolve(o.path);
-  const sparse = o.sparse ?? false;
-
-  let pool: BuildPoolResult | undefined;
+  // The lock of the target (its file when it exists, else its path) for the whole run: two
+  // creates of one path, or a create --force and an attach of the image, never overlap.
+  const lock = await lockImage(target, { waitSeconds: o.waitSeconds, onWait: o.onWait, signal: o.signal });
   try {
-    await withUndo(o.signal, async (undo) => {
-      const temp = tempPathFor(target);
-      phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
-      // Recorded first: the file exists as soon as open(2) returns, and sizing it can still fail.
-      undo.push(`temporary file ${temp}`, () => removeIfExists(temp));
-      await createSparseFile(temp, plan.sizeBytes);
-      if (!sparse) {
-        try {
-          await fallocate(temp, 0, plan.sizeBytes, o.signal);
-        } catch (e) {
-          if (!isNoSpace(e)) throw e;
-          const free = await freeBytes(dirname(target));
-          throw new NoSpaceError(
-            `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
-            { neededBytes: plan.sizeBytes, freeBytes: free },
-            { cause: e },
-          );
-        }
-      }
-      phase('header', 'writing MBR/GPT and PFN info block');
-      await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
-      pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour);
-      phase('publish', `renaming into place as ${o.path}`);
-      await fsyncFile(temp);
-      checkAborted(o.signal, 'publish');
-      await publish(temp, target, o.force ?? false);
-      undo.commit();
-    });
-  } catch (e) {
-    throw fileError(e, o.path, plan.sizeBytes);
-  }
-  let attached: AttachedImage | undefined;
-  if (o.zfs?.mount !== undefined) {
-    // The pool is imported again from the final path (a loop device records the path it was
-    // attached with): the image is complete and in place whatever happens now.
-    try {
-      phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
-      const { attachImage } = await import('./attach.js');
-      attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
-    } catch (e) {
-      if (e instanceof MkimageError) e.message = `${o.path} was created and is complete, but attaching it failed: ${e.message} (retry with: mkimage attach ${o.path} --mount ${o.zfs.mount})`;
-      throw e;
-    }
-  }
-  timings[current] = (timings[current] ?? 0) + (performance.now() - t);
+    await beforeWriting(o, target);
+    const { zfsFlavour } = await preflight(o, plan);
+    const sparse = o.sparse ?? false;
 
-  return {
-    path: o.path,
-    requestedBytes: plan.requestedBytes,
-    sizeBytes: plan.sizeBytes,
-    roundedUpBytes: plan.roundedUpBytes,
-    alignBytes: plan.imageAlignBytes,
-    allocatedBytes: await allocatedBytes(target),
-    sparse,
-    fs: plan.fs,
-    memmap: plan.memmap,
-    table: plan.table,
-    layout: {
-      pfnOffsetBytes: plan.pfn.offsetBytes,
-      dataOffBytes: plan.pfn.dataOffBytes,
-      partitionOffsetBytes: plan.partition.offsetBytes,
-      partitionSizeBytes: plan.partition.sizeBytes,
-      partitionStartLba: plan.partition.startLba,
-      partitionSectorCount: plan.partition.sectorCount,
-      fsSizeBytes: plan.fsSizeBytes,
-      pmemSizeBytes: plan.pmemSizeBytes,
-    },
-    ids: {
-      pfnUuid: ids.pfnUuid,
-      fsUuid: ids.fsUuid,
-      diskSignature: ids.diskSignature,
-      diskGuid: ids.diskGuid,
-      partitionGuid: ids.partitionGuid,
-      partitionName: ids.partitionName,
-    },
-    zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
-    timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
-  };
+    let pool: BuildPoolResult | undefined;
+    try {
+      await withUndo(o.signal, async (undo) => {
+        const temp = tempPathFor(target);
+        phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
+        // Recorded first: the file exists as soon as open(2) returns, and sizing it can still fail.
+        undo.push(`temporary file ${temp}`, () => removeIfExists(temp), { kind: 'file', path: temp });
+        await createSparseFile(temp, plan.sizeBytes);
+        if (!sparse) {
+          try {
+            await fallocate(temp, 0, plan.sizeBytes, o.signal);
+          } catch (e) {
+            if (!isNoSpace(e)) throw e;
+            const free = await freeBytes(dirname(target));
+            throw new NoSpaceError(
+              `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
+              { neededBytes: plan.sizeBytes, freeBytes: free },
+              { cause: e },
+            );
+          }
+        }
+        phase('header', 'writing MBR/GPT and PFN info block');
+        await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
+        pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour);
+        phase('publish', `renaming into place as ${o.path}`);
+        await fsyncFile(temp);
+        checkAborted(o.signal, 'publish');
+        await publish(temp, target, o.force ?? false);
+        undo.commit();
+      }, { journal: { target, pools: o.zfs ? [o.zfs.pool] : [] } });
+    } catch (e) {
+      throw fileError(e, o.path, plan.sizeBytes);
+    }
+    let attached: AttachedImage | undefined;
+    if (o.zfs?.mount !== undefined) {
+      // The pool is imported again from the final path (a loop device records the path it was
+      // attached with): the image is complete and in place whatever happens now.
+      try {
+        phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
+        const { attachImage } = await import('./attach.js');
+        attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
+      } catch (e) {
+        if (e instanceof MkimageError) e.message = `${o.path} was created and is complete, but attaching it failed: ${e.message} (retry with: mkimage attach ${o.path} --mount ${o.zfs.mount})`;
+        throw e;
+      }
+    }
+    timings[current] = (timings[current] ?? 0) + (performance.now() - t);
+
+    return {
+      path: o.path,
+      requestedBytes: plan.requestedBytes,
+      sizeBytes: plan.sizeBytes,
+      roundedUpBytes: plan.roundedUpBytes,
+      alignBytes: plan.imageAlignBytes,
+      allocatedBytes: await allocatedBytes(target),
+      sparse,
+      fs: plan.fs,
+      memmap: plan.memmap,
+      table: plan.table,
+      layout: {
+        pfnOffsetBytes: plan.pfn.offsetBytes,
+        dataOffBytes: plan.pfn.dataOffBytes,
+        partitionOffsetBytes: plan.partition.offsetBytes,
+        partitionSizeBytes: plan.partition.sizeBytes,
+        partitionStartLba: plan.partition.startLba,
+        partitionSectorCount: plan.partition.sectorCount,
+        fsSizeBytes: plan.fsSizeBytes,
+        pmemSizeBytes: plan.pmemSizeBytes,
+      },
+      ids: {
+        pfnUuid: ids.pfnUuid,
+        fsUuid: ids.fsUuid,
+        diskSignature: ids.diskSignature,
+        diskGuid: ids.diskGuid,
+        partitionGuid: ids.partitionGuid,
+        partitionName: ids.partitionName,
+      },
+      zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
+      timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+    };
+  } finally {
+    await lock.release();
+  }
 }
 

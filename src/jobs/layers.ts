@@ -12,7 +12,10 @@
  */
 import type { Writable } from 'node:stream';
 import { MkimageError } from '../errors.js';
-import { attachImage, detachImage, type AttachedImage } from './attach.js';
+import { promises as fs } from 'node:fs';
+import { withImageLock, type LockOptions } from '../guard/lock.js';
+import { Undo } from '../undo.js';
+import { attachImage, detachImage, lockOptions, readImageZfs, type AttachedImage } from './attach.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { Zfs, checkDatasetPath, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
 import type { PackageResult } from '../layers/package.js';
@@ -32,6 +35,9 @@ export interface LayerJobOptions {
   runtimeDir?: string;
   /** Set owners and create devices while applying layers (default: running as root). */
   isRoot?: boolean;
+  /** Seconds to wait for another command holding the image's lock (default 60; 0: fail at once). */
+  waitSeconds?: number;
+  onWait?: LockOptions['onWait'];
 }
 
 export interface JobContext {
@@ -51,11 +57,26 @@ export async function withLayerStore<T>(
   body: (store: LayerStore, ctx: JobContext) => Promise<T>,
   { ensure }: { ensure: boolean } = { ensure: false },
 ): Promise<T & JobContext> {
+  await readImageZfs(image); // a missing or foreign file is refused before waiting for a lock
+  // The image's lock for the whole job: attach, the work, detach (nested locks share it).
+  return withImageLock(image, lockOptions(o), () => layerJob(image, o, body, ensure));
+}
+
+async function layerJob<T>(image: string, o: LayerJobOptions, body: (store: LayerStore, ctx: JobContext) => Promise<T>, ensure: boolean): Promise<T & JobContext> {
   const run = o.run ?? defaultRun;
   const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
   // --mount is the altroot for an image this job attaches; one attached already stays where it is.
   const attached: AttachedImage = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });
   const ctx: JobContext = { pool: attached.pool, attachedByJob: !attached.alreadyAttached };
+  // Journaled: a job killed while it has the image attached for itself leaves it to be detached
+  // by the next command (jobs/recover.ts), not attached for good.
+  const st = await fs.stat(attached.file);
+  const id = { path: attached.file, dev: st.dev, ino: st.ino };
+  const undo = new Undo({ journal: { image: id, pools: [attached.pool] } });
+  const detach = () => detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+  const detachStep = ctx.attachedByJob
+    ? undo.push(`attachment of ${attached.file}`, async () => void (await detach()), { kind: 'attached', file: attached.file, dev: st.dev, ino: st.ino, pool: attached.pool, guid: attached.guid })
+    : undefined;
   let result: T;
   try {
     if (o.base !== undefined) checkDatasetPath(o.base, attached.pool, '--base');
@@ -63,9 +84,9 @@ export async function withLayerStore<T>(
     const store = await LayerStore.open(zfs, o.base ? `${attached.pool}/${o.base}` : attached.pool, { signal: o.signal, isRoot: o.isRoot, ensure });
     result = await body(store, ctx);
   } catch (error) {
-    if (ctx.attachedByJob) {
+    if (detachStep !== undefined) {
       try {
-        await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+        await undo.settle(detachStep);
       } catch (detachError) {
         if (error instanceof MkimageError) {
           error.data.detachError = (detachError as Error).message;
@@ -75,7 +96,8 @@ export async function withLayerStore<T>(
     }
     throw error;
   }
-  if (ctx.attachedByJob) await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+  if (detachStep !== undefined) await undo.settle(detachStep);
+  undo.release();
   return Object.assign(result as object, ctx) as T & JobContext;
 }
 
