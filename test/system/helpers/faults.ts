@@ -33,7 +33,7 @@ export type Fault =
 export interface Injection {
   tool: string;
   fault: Fault;
-  signal: 'INT' | 'TERM';
+  signal: 'INT' | 'TERM' | 'KILL';
   /** Inject only when the arguments contain this word (e.g. losetup `--find`, not `--detach`). */
   when?: string;
 }
