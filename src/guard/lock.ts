@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BusyError } from '../errors.js';
 import { flockFd } from '../tools/flock.js';
 
@@ -73,9 +73,21 @@ interface Held {
 /** Locks this process holds, by key (nesting). */
 const held = new Map<string, Held>();
 
-function keyOf(path: string, st: Stats | undefined): string {
+function keyOf(path: string, st: Stats | undefined, dirReal?: string): string {
   if (st) return `i-${st.dev}-${st.ino}`;
-  return `p-${createHash('sha256').update(resolve(path)).digest('hex').slice(0, 32)}`;
+  return `p-${createHash('sha256').update(dirReal ? join(dirReal, basename(path)) : resolve(path)).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * The key of what `path` names now. A path that does not exist yet is keyed by its directory's
+ * real path and its name: two spellings of one target (through a symlinked directory, `a/../b`)
+ * are one key, so two creates of it take turns.
+ */
+async function keyNowOf(path: string): Promise<string> {
+  const st = await statOrUndefined(path);
+  if (st) return keyOf(path, st);
+  const dirReal = await fs.realpath(dirname(resolve(path))).catch(() => undefined);
+  return keyOf(path, undefined, dirReal);
 }
 
 async function statOrUndefined(path: string): Promise<Stats | undefined> {
@@ -114,7 +126,7 @@ async function openLockFile(file: string): Promise<fs.FileHandle> {
 
 /** The holder recorded in an image's lock file, if any (the file may be stale: check the PID). */
 export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
-  const file = join(lockDir(), `${keyOf(path, await statOrUndefined(path))}.lock`);
+  const file = join(lockDir(), `${await keyNowOf(path)}.lock`);
   return parseHolder(await fs.readFile(file, 'utf8').catch(() => ''));
 }
 
@@ -141,7 +153,7 @@ export async function lockImage(path: string, o: LockOptions = {}): Promise<Imag
   const dir = lockDir();
   await ensureLockDir(dir);
   let told = false;
-  const keyNow = async () => (o.identity ? `i-${o.identity.dev}-${o.identity.ino}` : keyOf(path, await statOrUndefined(path)));
+  const keyNow = async () => (o.identity ? `i-${o.identity.dev}-${o.identity.ino}` : keyNowOf(path));
   for (;;) {
     const key = await keyNow();
     const nested = held.get(key);

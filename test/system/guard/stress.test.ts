@@ -1,8 +1,9 @@
 /**
- * Many hands on two images at once, through the CLI: for MKIMAGE_STRESS_SECONDS (default 45) three
- * workers per image run random attach, detach, status, layers import, layers list and runtime
- * create/rm (each worker its own runtime names), the sequence drawn from a seeded generator
- * (MKIMAGE_STRESS_SEED, default 9). A checker takes each image's lock itself now and then (so no
+ * Many hands on two images at once, through the CLI: for MKIMAGE_STRESS_SECONDS (default 60) three
+ * workers per image run attach, detach, status, layers import, layers list and runtime create/rm
+ * (each worker its own runtime names): first each kind once (in an order rotated per worker), then
+ * at random, each worker's sequence drawn from its own seeded generator (MKIMAGE_STRESS_SEED,
+ * default 9, plus the worker's number). A checker takes each image's lock itself now and then (so no
  * command runs meanwhile) and checks the state the last command left: a loop device of the image
  * means its pool is imported from it, ONLINE, no errors, its datasets mounted; none means no pool.
  *
@@ -23,7 +24,7 @@ import { leftovers, mkimage, poolsNamed } from '../helpers/faults.js';
 import { cleanDir, loopsUnder, mountsUnder, tempDir } from '../helpers/machine.js';
 import { ensureZfsDaemon } from '../helpers/zfs-daemon.js';
 
-const SECONDS = Number(process.env.MKIMAGE_STRESS_SECONDS ?? 45);
+const SECONDS = Number(process.env.MKIMAGE_STRESS_SECONDS ?? 60);
 const SEED = Number(process.env.MKIMAGE_STRESS_SEED ?? 9);
 const WORKERS_PER_IMAGE = 3;
 
@@ -118,7 +119,6 @@ describe(`stress: ${WORKERS_PER_IMAGE} workers on each of two images for ${SECON
       const ops: Op[] = [];
       const problems: string[] = [];
       const deadline = Date.now() + SECONDS * 1000;
-      const random = prng(SEED);
       const run = async (img: Img, worker: string, kind: string, args: string[]) => {
         const start = Date.now();
         const r = await mkimage([...args, '--wait', '300', '--json']);
@@ -126,25 +126,32 @@ describe(`stress: ${WORKERS_PER_IMAGE} workers on each of two images for ${SECON
         ops.push(op);
         return op;
       };
-      const worker = async (img: Img, w: string) => {
+      const KINDS = ['attach', 'detach', 'status', 'list', 'import', 'runtime-create', 'runtime-rm'] as const;
+      const WEIGHTS = [3, 3, 1, 1, 2, 2, 1];
+      const total = WEIGHTS.reduce((a, b) => a + b, 0);
+      const worker = async (img: Img, w: string, index: number) => {
+        const random = prng(SEED + index);
         const mine: string[] = [];
         let n = 0;
-        while (Date.now() < deadline) {
-          const x = random();
-          if (x < 0.2) await run(img, w, 'attach', ['attach', img.path]);
-          else if (x < 0.4) await run(img, w, 'detach', ['detach', img.path]);
-          else if (x < 0.5) await run(img, w, 'status', ['status']);
-          else if (x < 0.6) await run(img, w, 'list', ['layers', 'list', img.path]);
-          else if (x < 0.75) {
-            const tar = img.tars[Math.floor(random() * img.tars.length)]!;
-            await run(img, w, 'import', ['layers', 'import', img.path, tar.path]);
-          } else if (x < 0.9 || !mine.length) {
+        for (let i = 0; Date.now() < deadline; i++) {
+          // The first seven: each kind once, rotated per worker; then drawn by weight.
+          let kind: (typeof KINDS)[number] = KINDS[(i + index) % KINDS.length]!;
+          if (i >= KINDS.length) {
+            let x = random() * total;
+            kind = KINDS[WEIGHTS.findIndex((wt) => (x -= wt) < 0)]!;
+          }
+          if (kind === 'runtime-rm' && !mine.length) kind = 'runtime-create';
+          if (kind === 'attach') await run(img, w, kind, ['attach', img.path]);
+          else if (kind === 'detach') await run(img, w, kind, ['detach', img.path]);
+          else if (kind === 'status') await run(img, w, kind, ['status']);
+          else if (kind === 'list') await run(img, w, kind, ['layers', 'list', img.path]);
+          else if (kind === 'import') await run(img, w, kind, ['layers', 'import', img.path, img.tars[Math.floor(random() * img.tars.length)]!.path]);
+          else if (kind === 'runtime-create') {
             const name = `${w}n${n++}`;
-            const op = await run(img, w, 'runtime-create', ['runtime', 'create', img.path, '--layer', 'empty', '--name', name]);
+            const op = await run(img, w, kind, ['runtime', 'create', img.path, '--layer', 'empty', '--name', name]);
             if (op.exitCode === 0) mine.push(name);
           } else {
-            const name = mine.shift()!;
-            await run(img, w, 'runtime-rm', ['runtime', 'rm', img.path, name]);
+            await run(img, w, kind, ['runtime', 'rm', img.path, mine.shift()!]);
           }
         }
       };
@@ -154,13 +161,18 @@ describe(`stress: ${WORKERS_PER_IMAGE} workers on each of two images for ${SECON
           for (const img of imgs) await checkState(img, problems);
         }
       };
-      await Promise.all([...imgs.flatMap((img, i) => Array.from({ length: WORKERS_PER_IMAGE }, (_, k) => worker(img, `w${i}${k}`))), checker()]);
+      await Promise.all([...imgs.flatMap((img, i) => Array.from({ length: WORKERS_PER_IMAGE }, (_, k) => worker(img, `w${i}${k}`, i * WORKERS_PER_IMAGE + k))), checker()]);
 
       // Every command succeeded, with a JSON result.
       const failed = ops.filter((o) => o.exitCode !== 0).map((o) => `${o.args.join(' ')}: exit ${o.exitCode}: ${o.stderr}`);
       expect(failed).toEqual([]);
       expect(problems).toEqual([]);
-      for (const kind of ['attach', 'detach', 'import', 'runtime-create']) expect(ops.some((o) => o.kind === kind), `some ${kind} ran`).toBe(true);
+      // status takes no lock: it may see an image half-way, but never our pool unhealthy.
+      for (const o of ops.filter((x) => x.kind === 'status')) {
+        const st = JSON.parse(o.stdout) as { images: { pool?: string; health?: string }[] };
+        for (const i of st.images.filter((y) => imgs.some((m) => m.pool === y.pool))) expect(i.health).toBe('ONLINE');
+      }
+      for (const kind of ['attach', 'detach', 'status', 'list', 'import', 'runtime-create', 'runtime-rm']) expect(ops.some((o) => o.kind === kind), `some ${kind} ran`).toBe(true);
 
       for (const img of imgs) {
         const mine = ops.filter((o) => o.image === img.path);
