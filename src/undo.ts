@@ -3,6 +3,12 @@
  * interrupted. Every step that creates something (a temp file, a loop device, an imported pool, a
  * mount) pushes its inverse right after it succeeds; on success the job calls `commit()` for the
  * steps that must stay, or `unwind()` for the ones that were only needed while building.
+ *
+ * With a journal (`new Undo({ journal })`, `withUndo(signal, body, { journal })`), every step pushed
+ * with a record (what it takes back, as data: guard/journal.ts) is written to
+ * /run/mkimage/jobs before the call that makes it runs, and dropped when settled, committed or
+ * unwound: a job killed by SIGKILL leaves the journal, and the next command takes back what it
+ * lists (jobs/recover.ts). Steps without a record are taken back only by this process.
  */
 import { InterruptedError, MkimageError } from './errors.js';
 import { Journal, type JournalScope, type UndoRecord } from './guard/journal.js';
@@ -19,7 +25,7 @@ interface UndoStep {
 export interface UndoOptions {
   /**
    * Keep a journal of the steps that carry a record (guard/journal.ts), so that what a killed
-   * job leaves is found and taken back by the next command (guard/recover.ts). The scope says
+   * job leaves is found and taken back by the next command (jobs/recover.ts). The scope says
    * what the job works on: the image, the target path, pool names.
    */
   journal?: JournalScope;

@@ -1,7 +1,7 @@
 /**
  * The journal of a job in flight: what it has made so far that is not meant to outlive it, as
  * data, so that when the job is killed (SIGKILL, power cut of the process but not of the host)
- * the next mkimage command can find it and take it back (guard/recover.ts).
+ * the next mkimage command can find it and take it back (jobs/recover.ts).
  *
  *   JOURNAL_DIR/<pid>-<starttime>-<n>.json    (JOURNAL_DIR = /run/mkimage/jobs; $MKIMAGE_JOURNAL_DIR)
  *   {

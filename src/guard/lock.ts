@@ -9,7 +9,8 @@
  *              $MKIMAGE_LOCK_DIR overrides). It holds the holder's PID and command, for the
  *              message a waiter prints; the lock itself is flock(2) on it (tools/flock.ts).
  *   crash      the kernel releases flock when the holder dies in any way: a killed mkimage never
- *              leaves a lock behind. What it leaves besides is for guard/recover (issue 9).
+ *              leaves a lock behind. What it leaves besides is found from its journal (guard/journal.ts)
+ *              and taken back by jobs/recover.ts.
  *
  * Acquiring: open (creating) the lock file, flock it (waiting up to `waitSeconds`), then check
  * that the lock file we hold is still the one at its path (a releasing holder unlinks it: a
@@ -21,8 +22,18 @@ import { createHash } from 'node:crypto';
 import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BusyError } from '../errors.js';
-import { flockFd } from '../tools/flock.js';
+import { BusyError, ToolMissingError } from '../errors.js';
+import { flockFd as flockFdRaw } from '../tools/flock.js';
+
+/** flock(1) missing: said before anything is done, with the package to install. */
+async function flockFd(fd: number, waitSeconds: number, signal?: AbortSignal): Promise<boolean> {
+  try {
+    return await flockFdRaw(fd, waitSeconds, signal);
+  } catch (e) {
+    if (!(e instanceof ToolMissingError)) throw e;
+    throw new ToolMissingError(`${e.message} (mkimage locks the image with it; nothing was created or changed)`, e.data, { cause: e });
+  }
+}
 
 /** How long a command waits for another one on the same image unless told (--wait SECONDS). */
 export const DEFAULT_LOCK_WAIT_SECONDS = 60;
