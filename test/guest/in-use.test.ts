@@ -77,10 +77,12 @@ describe('an image a running guest uses', () => {
     for (const args of [['attach', '--json', image], ['layers', 'list', '--json', image]]) {
       const r = await cli(args);
       expect(r.exitCode, `${args[0]}: ${r.stderr}`).toBe(1);
-      const e = (JSON.parse(r.stdout) as { error: { code: string; message: string } }).error;
+      const e = (JSON.parse(r.stdout) as { error: { code: string; message: string; data: { users: { pid: number; command: string; how: string[] }[] } } }).error;
       expect(e.code).toBe('EBUSY');
       expect(e.message).toContain(`PID ${qemu.pid} (qemu-system-x86_64 `);
-      expect(e.message).toContain(`mem-path=${image}`);
+      // The whole command line is in the error's data (the message cuts it at 200 characters).
+      expect(e.data.users).toEqual([expect.objectContaining({ pid: qemu.pid, how: expect.arrayContaining(['mapped']) })]);
+      expect(e.data.users[0]!.command).toContain(`mem-path=${image}`);
     }
     const i = await cli(['inspect', '--json', image]);
     expect(i.exitCode).toBe(1);
