@@ -20,7 +20,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BusyError, InvalidImageError, PoolError, ToolMissingError, UsageError, type ToolFailedError } from '../errors.js';
+import { InvalidImageError, PoolError, ToolMissingError, UsageError, type ToolFailedError } from '../errors.js';
 import { assertNotInUse, joinDev } from '../guard/in-use.js';
 import { withImageLock, type LockOptions } from '../guard/lock.js';
 import { listLeftovers, recoverDeadJobs, type Leftover, type RecoveredJob } from './recover.js';
@@ -220,8 +220,18 @@ function importRefusal(e: unknown, label: DetectedZfsLabel, path: string): PoolE
   return undefined;
 }
 
+/**
+ * mkdir -p. Another image's detach removes mkimage's runtime directories when they are empty (it
+ * holds that image's lock, not ours): one removed between our levels is made again.
+ */
 async function mkdirp(dir: string): Promise<string | undefined> {
-  return fs.mkdir(dir, { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fs.mkdir(dir, { recursive: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw e;
+    }
+  }
 }
 
 /**
@@ -335,7 +345,11 @@ async function attachLocked(path: string, o: AttachOptions): Promise<AttachedIma
         },
         { kind: 'dir', path: dir, recursive: true },
       );
-      await fs.symlink(loop.name, join(dir, basename(loop.name)));
+      await fs.symlink(loop.name, join(dir, basename(loop.name))).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        await mkdirp(dir); // removed by another image's detach meanwhile (it was still empty)
+        await fs.symlink(loop.name, join(dir, basename(loop.name)));
+      });
     }
 
     const made = await mkdirp(altroot);
