@@ -41,7 +41,7 @@ export function formatStatus(s: StatusReport): string {
     for (const m of i.mountpoints) lines.push(`  ${m.dataset}  ${m.mountpoint}`);
   }
   for (const l of s.leftovers) {
-    lines.push(`leftover of PID ${l.pid} (${l.command}, killed; started ${l.since}): ${l.steps.map((st) => st.what).join(', ') || 'nothing'} (mkimage status --clean removes it)`);
+    lines.push(`leftover of PID ${l.pid} (${l.command}, no longer running; started ${l.since}): ${l.steps.map((st) => st.what).join(', ') || 'nothing'} (mkimage status --clean removes it)`);
   }
   if (s.images.length) lines.push(`ZFS: ${s.zfs}`);
   return lines.join('\n');

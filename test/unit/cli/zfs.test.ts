@@ -51,7 +51,7 @@ describe('human output', () => {
     expect(formatStatus({ zfs: 'z', images: [deleted], leftovers: [leftover] }).split('\n')).toEqual([
       '/x/b.img (deleted): /dev/loop4, pool tank ONLINE',
       '  the image file was deleted or moved to another filesystem while attached: free it with mkimage detach --pool tank',
-      'leftover of PID 9 (mkimage attach /x/c.img, killed; started T): import of pool p (mkimage status --clean removes it)',
+      'leftover of PID 9 (mkimage attach /x/c.img, no longer running; started T): import of pool p (mkimage status --clean removes it)',
       'ZFS: z',
     ]);
   });
