@@ -34,6 +34,10 @@ export {
   LayerError,
   /** EINTERRUPTED: stopped by the `signal` given; what was made so far was removed. */
   InterruptedError,
+  /** EBUSY: another mkimage command holds the image past the wait, or another process uses it. */
+  BusyError,
+  /** EGUESTINIT: the compiled guest init is missing (the package was not built). */
+  GuestInitMissingError,
   /** Type guard for MkimageError. */
   isMkimageError,
   /** The CLI exit status of an error: 1 failure, 2 usage. */
@@ -73,6 +77,24 @@ export {
   type QemuArgsResult,
 } from './jobs/qemu-args.js';
 export {
+  /** Where an image built with --from came from (its source record at byte 1024), or undefined. */
+  readSourceRecord,
+} from './jobs/inspect.js';
+export {
+  /** Encode the source record (bytes 1024..4095: magic, version, length, crc32, JSON). */
+  encodeSourceRecord,
+  /** Decode the source record: absent, or the record and its problems. */
+  decodeSourceRecord,
+  /** The rules a source record must meet. */
+  checkSourceRecord,
+  /** Where the source record lives: byte 1024. */
+  SOURCE_RECORD_OFFSET_BYTES,
+  /** The source record's room: 3072 bytes. */
+  SOURCE_RECORD_BYTES,
+  /** What the source record holds: reference, digests, whether a guest config is in the image. */
+  type SourceRecord,
+} from './layout/source-record.js';
+export {
   /** Attach a ZFS image: loop device of its partition, pool imported; idempotent. */
   attachImage,
   /** Detach a ZFS image: unmount, export, detach the loop device. */
@@ -81,6 +103,12 @@ export {
   destroyImage,
   /** The attached images on this host, and which ZFS runs. */
   statusImages,
+  /** Detach the pool of an image deleted or moved while attached (`mkimage detach --pool`). */
+  detachPool,
+  /** Destroy the pool of an image deleted or moved while attached (`mkimage destroy --pool`). */
+  destroyPoolByName,
+  /** `status --clean`: take back what killed mkimage commands left, under each image's lock. */
+  cleanLeftovers,
   /** Options every attach/detach/destroy/status call takes (`signal`). */
   type LifecycleOptions,
   /** attachImage's options: mount (altroot), owner, force. */
@@ -98,6 +126,74 @@ export {
   /** statusImages' answer: `zfs` ({flavour} or {error}) and the images. */
   type StatusReport,
 } from './jobs/attach.js';
+
+// ---- Living with an image: the per-image lock, the in-use check, recovery after a crash ----
+
+export {
+  /** Take an image's lock (keyed by device+inode), waiting up to `waitSeconds`; EBUSY names the holder. */
+  lockImage,
+  /** Run a function holding an image's lock (what every job that changes an image does). */
+  withImageLock,
+  /** Who holds an image's lock, as its lock file says (PID, command, since). */
+  readLockHolder,
+  /** How long a job waits for another one on the same image unless told: 60 s. */
+  DEFAULT_LOCK_WAIT_SECONDS,
+  /** A held lock: `release()` it. */
+  type ImageLock,
+  /** A lock holder: PID, command, since. */
+  type LockHolder,
+  /** lockImage's options: waitSeconds, command, signal, onWait. */
+  type LockOptions,
+} from './guard/lock.js';
+export {
+  /** Other processes that have a file open or mapped (a QEMU guest), from /proc. */
+  fileUsers,
+  /** Throw EBUSY naming each other process that has the file open or mapped. */
+  assertNotInUse,
+  /** One process using a file: PID, command line, how (fd or mapping). */
+  type FileUser,
+} from './guard/in-use.js';
+export {
+  /** Take back what killed mkimage jobs left (from their journals), for a scope or 'all'. */
+  recoverDeadJobs,
+  /** What killed mkimage jobs left, without touching it. */
+  listLeftovers,
+  /** One dead job's leftovers. */
+  type Leftover,
+  /** One dead job's leftovers, taken back (and what failed). */
+  type RecoveredJob,
+  /** Which images, target paths and pools a recovery looks at. */
+  type RecoverScope,
+} from './jobs/recover.js';
+
+// ---- Growing and shipping an image ----
+
+export {
+  /** Grow an image in place: file, partition table, PFN block, filesystem or pool (never shrinks). */
+  resizeImage,
+  /** The new header of a resize, from an inspected image and the request (pure). */
+  planResize,
+  /** resizeImage's options: path, size ({sizeBytes} or {deltaBytes}), sparse, alignBytes, waitSeconds. */
+  type ResizeOptions,
+  /** resizeImage's answer: old and new sizes, the steps done. */
+  type ResizeResult,
+} from './jobs/resize.js';
+export {
+  /** Snapshot a dataset of a ZFS image (recursive by default). */
+  snapshotImage,
+  /** The snapshots in a ZFS image's pool, oldest first. */
+  listSnapshots,
+  /** Write a replication stream (full or incremental) of a dataset snapshot to a file or descriptor. */
+  sendImage,
+  /** Receive a stream into a ZFS image; a truncated or corrupt one leaves the target unchanged. */
+  receiveImage,
+  /** One snapshot: name, used, referenced. */
+  type SnapshotInfo,
+  /** sendImage's answer. */
+  type SendResult,
+  /** receiveImage's answer. */
+  type ReceiveResult,
+} from './jobs/snapshots.js';
 export {
   /** Import container images or layer tars into a ZFS image, one dataset per layer. */
   importLayers,
@@ -111,6 +207,10 @@ export {
   commitRuntime,
   /** Destroy a runtime. */
   removeRuntime,
+  /** Remove one layer; refused while layers, runtimes or clones depend on it. */
+  removeLayer,
+  /** Remove the layers nothing references or uses, and what killed imports left. */
+  pruneLayers,
   /** Options of the layer jobs: signal, mount (altroot), base dataset. */
   type LayerJobOptions,
   /** importLayers' answer: per image, its layers extracted or present. */

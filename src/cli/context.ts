@@ -1,5 +1,6 @@
 /** What every command module shares: the abort signal, the output options, the exit status. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { DEFAULT_LOCK_WAIT_SECONDS, type LockHolder } from '../guard/lock.js';
 
 export interface OutputOptions {
   json?: boolean;
@@ -33,4 +34,30 @@ export function progressPrinter(out: OutputOptions): ((e: { phase: string; messa
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** --wait SECONDS: a whole number of seconds, 0 or more. */
+export function parseWait(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`--wait ${value} is not a whole number of seconds (0: fail at once if the image is busy)`);
+  return Number(value);
+}
+
+/** The --wait option every command that locks an image takes. */
+export function waitOption(command: Command): Command {
+  return command.option('--wait <seconds>', `how long to wait while another mkimage command uses the image (default ${DEFAULT_LOCK_WAIT_SECONDS}; 0: fail at once with EBUSY)`, parseWait);
+}
+
+/**
+ * While waiting for another command's lock: one line on stderr naming it (not with --quiet or
+ * --json, whose stdout and stderr scripts read).
+ */
+export function waitPrinter(out: OutputOptions): ((holder: LockHolder | undefined, seconds: number) => void) | undefined {
+  if (out.quiet || out.json) return undefined;
+  return (h, seconds) =>
+    write(process.stderr, `mkimage: waiting up to ${seconds} s for ${h ? `PID ${h.pid} (${h.command}), which has used the image since ${h.since}` : 'another mkimage command using the image'}`);
+}
+
+/** The lock options of a command's flags. */
+export function waitFlags(flags: OutputOptions & { wait?: number }): { waitSeconds?: number; onWait?: ReturnType<typeof waitPrinter> } {
+  return { waitSeconds: flags.wait, onWait: waitPrinter(flags) };
 }

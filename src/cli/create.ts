@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES, minimumImageBytes } from '../layout/plan.js';
 import { formatSize, parseSize } from '../layout/units.js';
-import { printResult, progressPrinter, type CliContext } from './context.js';
+import { printResult, progressPrinter, waitFlags, waitOption, type CliContext } from './context.js';
 import { formatImport, importCreateOption, importProgress } from './layers.js';
 import { zfsCreateOptions, zfsCreateRequest, type ZfsCreateFlags } from './zfs.js';
 
@@ -26,6 +26,7 @@ interface CreateFlags extends ZfsCreateFlags {
   import?: string[];
   from?: string[];
   ref?: string;
+  wait?: number;
 }
 
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
@@ -53,11 +54,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--populate <dir>', 'copy this directory tree into the new filesystem')
     .option('--from <source>', 'flatten a container image into the filesystem: an OCI layout directory, a docker save archive, or layer tars (repeat, bottom first)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--ref <name|digest>', '--from: the image to use when the sources hold several (a reference name, a RepoTag, or sha256:DIGEST of its manifest)')
-    .option('-f, --force', 'replace an existing IMAGE (without it an existing file is never touched)')
+    .option('-f, --force', 'replace an existing IMAGE, a regular file neither attached nor in use (without it an existing file is never touched)')
     .option('--json', 'print one JSON document describing the result on stdout')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
-  importCreateOption(zfsCreateOptions(command)).action(async (image: string, flags: CreateFlags) => {
+  importCreateOption(zfsCreateOptions(waitOption(command))).action(async (image: string, flags: CreateFlags) => {
       const zfs = zfsCreateRequest(flags.fs, flags);
       if (flags.ref !== undefined && !flags.from) throw new UsageError('--ref chooses among the images of --from: give --from SOURCE');
       const { createImage } = await import('../jobs/create.js');
@@ -83,6 +84,7 @@ export function register(program: Command, ctx: CliContext): void {
         onImportEvent: importProgress(flags),
         signal: ctx.signal,
         onProgress: progressPrinter(flags),
+        ...waitFlags(flags),
       });
       const imported = result.imported;
       printResult(flags, result, () => {

@@ -17,7 +17,7 @@ export function formatReport(r: ImageReport): string {
   }
   if (r.filesystem) {
     const fs = r.filesystem;
-    lines.push(fs.type === 'zfs' ? `  filesystem: zfs pool "${fs.pool}" guid ${fs.guid}` : `  filesystem: ${fs.type} ${formatSize(fs.sizeBytes)}, uuid ${fs.uuid}${fs.label ? `, label "${fs.label}"` : ''}`);
+    lines.push(fs.type === 'zfs' ? `  filesystem: zfs pool "${fs.pool}" guid ${fs.guid}${r.pool ? `, ${r.pool.state}${r.pool.attachedHere ? ` (attached here: ${r.pool.loopDevices.join(', ')})` : ''}` : ''}` : `  filesystem: ${fs.type} ${formatSize(fs.sizeBytes)}, uuid ${fs.uuid}${fs.label ? `, label "${fs.label}"` : ''}`);
   } else {
     lines.push('  filesystem: none found at the data offset');
   }

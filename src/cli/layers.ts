@@ -7,26 +7,28 @@ import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import { TargetExistsError, UsageError } from '../errors.js';
 import { formatSize, parseSize } from '../layout/units.js';
-import { parseWait } from './resize.js';
 import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
-import { collect, printResult, type CliContext, type OutputOptions } from './context.js';
+import { collect, parseWait, printResult, waitFlags, type CliContext, type OutputOptions } from './context.js';
+import { DEFAULT_LOCK_WAIT_SECONDS } from '../guard/lock.js';
 
 interface Out extends OutputOptions {
   mount?: string;
   base?: string;
+  wait?: number;
 }
 
 const common = (c: Command) =>
   c
     .option('--mount <dir>', 'if the image is not attached: import its pool with this altroot while the command runs (default /run/mkimage/pools/<pool>)')
     .option('--base <dataset>', 'the dataset below the pool holding storage/ and runtime/ (default: the pool itself)')
+    .option('--wait <seconds>', `how long to wait while another mkimage command uses the image (default ${DEFAULT_LOCK_WAIT_SECONDS}; 0: fail at once with EBUSY)`, parseWait)
     .option('--json', 'print the result as one JSON document')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
 
 function jobOptions(flags: Out, ctx: CliContext): LayerJobOptions {
-  return { signal: ctx.signal, mount: flags.mount, base: flags.base };
+  return { signal: ctx.signal, mount: flags.mount, base: flags.base, ...waitFlags(flags) };
 }
 
 const short = (digest: string) => (digest === 'empty' ? 'empty' : digest.slice(0, 12));
@@ -141,12 +143,10 @@ export function register(program: Command, ctx: CliContext): void {
       .command('rm')
       .description('remove a layer; refused while layers are built on it or runtimes were cloned from it')
       .argument('<image>', 'image file')
-      .argument('<digest>', 'layer digest (or a unique prefix of 6+ hex digits)')
-      .option('--wait <seconds>', 'wait this long for another mkimage command using the image (default 60)'),
-  ).action(async (image: string, digest: string, flags: Out & { wait?: string }) => {
-    ctx.out = flags;
+      .argument('<digest>', 'layer digest (or a unique prefix of 6+ hex digits)'),
+  ).action(async (image: string, digest: string, flags: Out) => {
     const { removeLayer } = await import('../jobs/layers.js');
-    const r = await removeLayer(image, digest, { ...jobOptions(flags, ctx), waitSeconds: parseWait(flags.wait) });
+    const r = await removeLayer(image, digest, jobOptions(flags, ctx));
     printResult(flags, { layer: r.layer.digest, dataset: r.layer.dataset, droppedRefs: r.droppedRefs, attachedByJob: r.attachedByJob }, () =>
       `layer ${short(r.layer.digest)}: ${r.layer.dataset} destroyed${r.droppedRefs.length ? `; image references gone with it: ${r.droppedRefs.join(', ')}` : ''}`,
     );
@@ -157,12 +157,10 @@ export function register(program: Command, ctx: CliContext): void {
       .command('prune')
       .description('remove the layers no image reference or runtime uses, and what killed imports or commits left')
       .argument('<image>', 'image file')
-      .option('-n, --dry-run', 'only list what would be removed')
-      .option('--wait <seconds>', 'wait this long for another mkimage command using the image (default 60)'),
-  ).action(async (image: string, flags: Out & { dryRun?: boolean; wait?: string }) => {
-    ctx.out = flags;
+      .option('-n, --dry-run', 'only list what would be removed'),
+  ).action(async (image: string, flags: Out & { dryRun?: boolean }) => {
     const { pruneLayers } = await import('../jobs/layers.js');
-    const r = await pruneLayers(image, { ...jobOptions(flags, ctx), dryRun: flags.dryRun, waitSeconds: parseWait(flags.wait) });
+    const r = await pruneLayers(image, { ...jobOptions(flags, ctx), dryRun: flags.dryRun });
     const result = { dryRun: r.dryRun, layers: r.layers.map((l) => ({ digest: l.digest, dataset: l.dataset, usedBytes: l.usedBytes })), leftovers: r.leftovers, attachedByJob: r.attachedByJob };
     printResult(flags, result, () => {
       const verb = r.dryRun ? 'would remove' : 'removed';

@@ -3,14 +3,14 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { formatSize, parseSize } from '../layout/units.js';
 import type { ResizeRequest, ResizeResult } from '../jobs/resize.js';
-import { printResult, progressPrinter, type CliContext } from './context.js';
+import { printResult, progressPrinter, waitFlags, waitOption, type CliContext } from './context.js';
 
 interface ResizeFlags {
   size: string;
   sparse?: boolean;
   preallocate?: boolean;
   align?: string;
-  wait?: string;
+  wait?: number;
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
@@ -22,13 +22,6 @@ export function parseResizeSize(text: string): ResizeRequest {
   if (t.startsWith('+')) return { deltaBytes: parseSize(t.slice(1), '--size +DELTA') };
   if (t.startsWith('-')) throw new UsageError(`--size ${text}: resize only grows an image (shrinking is not supported)`, { size: text });
   return { sizeBytes: parseSize(t, '--size') };
-}
-
-/** --wait SECONDS: a whole number of seconds, 0 for "fail at once when busy". */
-export function parseWait(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text.trim())) throw new UsageError(`--wait ${text} is not a whole number of seconds`, { wait: text });
-  return Number(text.trim());
 }
 
 export function formatResize(r: ResizeResult): string {
@@ -50,20 +43,18 @@ export function formatResize(r: ResizeResult): string {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  program
-    .command('resize')
+  waitOption(program
+    .command('resize'))
     .description('grow an image in place: file, partition table, PFN block and filesystem (ext4, xfs, zfs pool); never shrinks')
     .argument('<image>', 'image file')
     .requiredOption('-s, --size <size>', 'new size (bytes or K/M/G/T), or +DELTA to grow by; rounded up to the alignment')
     .option('--sparse', 'grow thin: do not reserve the new blocks (default: as the image was made)')
     .option('--preallocate', 'reserve the new blocks with fallocate (default: as the image was made)')
     .option('--align <size>', 'round the new size up to this (default 2M)')
-    .option('--wait <seconds>', 'wait this long for another mkimage command using the image (default 60)')
     .option('--json', 'print one JSON document describing the result on stdout')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors')
     .action(async (image: string, flags: ResizeFlags) => {
-      ctx.out = flags;
       if (flags.sparse && flags.preallocate) throw new UsageError('--sparse and --preallocate exclude each other');
       const size = parseResizeSize(flags.size);
       const { resizeImage } = await import('../jobs/resize.js');
@@ -72,8 +63,8 @@ export function register(program: Command, ctx: CliContext): void {
         size,
         sparse: flags.sparse ? true : flags.preallocate ? false : undefined,
         alignBytes: flags.align === undefined ? undefined : parseSize(flags.align, '--align'),
-        waitSeconds: parseWait(flags.wait),
         signal: ctx.signal,
+        ...waitFlags(flags),
         onProgress: progressPrinter(flags),
       });
       printResult(flags, r, () => formatResize(r));

@@ -5,18 +5,16 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { SnapshotInfo } from '../jobs/snapshots.js';
-import { printResult, type CliContext, type OutputOptions } from './context.js';
-import { parseWait } from './resize.js';
+import { printResult, waitFlags, waitOption, type CliContext, type OutputOptions } from './context.js';
 
 interface Common extends OutputOptions {
   mount?: string;
-  wait?: string;
+  wait?: number;
 }
 
 const common = (c: Command) =>
-  c
+  waitOption(c)
     .option('--mount <dir>', 'the altroot to import with when the image is not attached')
-    .option('--wait <seconds>', 'wait this long for another mkimage command using the image (default 60)')
     .option('--json', 'print the result as one JSON document')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');
@@ -36,17 +34,15 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--dataset <path>', "the dataset below the pool (default: the pool's root)")
       .option('--no-recursive', 'only the dataset itself, not its descendants'),
   ).action(async (image: string, name: string, flags: Common & { dataset?: string; recursive: boolean }) => {
-    ctx.out = flags;
     const { snapshotImage } = await import('../jobs/snapshots.js');
-    const r = await snapshotImage(image, name, { dataset: flags.dataset, recursive: flags.recursive, mount: flags.mount, waitSeconds: parseWait(flags.wait), signal: ctx.signal });
+    const r = await snapshotImage(image, name, { dataset: flags.dataset, recursive: flags.recursive, mount: flags.mount, signal: ctx.signal, ...waitFlags(flags) });
     printResult(flags, r, () => r.snapshots.join('\n'));
   });
 
   common(program.command('snapshots').description("list the snapshots in a ZFS image's pool, oldest first").argument('<image>', 'image made with --fs zfs')).action(
     async (image: string, flags: Common) => {
-      ctx.out = flags;
       const { listSnapshots } = await import('../jobs/snapshots.js');
-      const r = await listSnapshots(image, { mount: flags.mount, waitSeconds: parseWait(flags.wait), signal: ctx.signal });
+      const r = await listSnapshots(image, { mount: flags.mount, signal: ctx.signal, ...waitFlags(flags) });
       printResult(flags, r, () => formatSnapshots(r.pool, r.snapshots));
     },
   );
@@ -60,12 +56,11 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--from <snap>', 'incremental from this earlier snapshot of the same dataset')
       .requiredOption('-o, --output <file>', 'the stream file (written whole or not at all), or - for stdout (not a terminal)'),
   ).action(async (image: string, what: string, flags: Common & { from?: string; output: string }) => {
-    ctx.out = flags;
     const toStdout = flags.output === '-';
     if (toStdout && process.stdout.isTTY) throw new UsageError('-o -: standard output is a terminal; redirect it to a file or a pipe (a stream is binary)');
     if (toStdout && flags.json) throw new UsageError('--json and -o - both want standard output: give -o FILE');
     const { sendImage } = await import('../jobs/snapshots.js');
-    const r = await sendImage(image, what, toStdout ? 1 : flags.output, { from: flags.from, mount: flags.mount, waitSeconds: parseWait(flags.wait), signal: ctx.signal });
+    const r = await sendImage(image, what, toStdout ? 1 : flags.output, { from: flags.from, mount: flags.mount, signal: ctx.signal, ...waitFlags(flags) });
     if (toStdout) {
       if (!flags.quiet) process.stderr.write(`mkimage: sent ${r.from ? `${r.from} .. ` : ''}${r.snapshot}\n`);
       return;
@@ -81,11 +76,10 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('[dataset]', 'the dataset below the pool to receive as (a full stream: must not exist; incremental: must)')
       .requiredOption('-i, --input <file>', 'the stream file, or - for stdin (not a terminal)'),
   ).action(async (image: string, dataset: string | undefined, flags: Common & { input: string }) => {
-    ctx.out = flags;
     const fromStdin = flags.input === '-';
     if (fromStdin && process.stdin.isTTY) throw new UsageError('-i -: standard input is a terminal; pipe or redirect a stream into it');
     const { receiveImage } = await import('../jobs/snapshots.js');
-    const r = await receiveImage(image, dataset, fromStdin ? process.stdin : flags.input, { mount: flags.mount, waitSeconds: parseWait(flags.wait), signal: ctx.signal });
+    const r = await receiveImage(image, dataset, fromStdin ? process.stdin : flags.input, { mount: flags.mount, signal: ctx.signal, ...waitFlags(flags) });
     printResult(flags, r, () => `${r.dataset}: received ${r.incremental ? 'incremental' : 'full'} stream of ${r.stream.toName}${r.snapshots.length ? `; new snapshots ${r.snapshots.join(' ')}` : ''}`);
   });
 }

@@ -5,12 +5,13 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { AttachedImage, StatusReport } from '../jobs/attach.js';
-import { collect, printResult, type CliContext, type OutputOptions } from './context.js';
+import { collect, printResult, waitFlags, waitOption, type CliContext, type OutputOptions } from './context.js';
 
 interface Out extends OutputOptions {
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
+  wait?: number;
 }
 
 const outputOptions = (c: Command) =>
@@ -30,39 +31,55 @@ export function formatAttached(r: AttachedImage): string {
 
 export function formatStatus(s: StatusReport): string {
   const zfs = s.zfs.flavour ?? `not available: ${s.zfs.error}`;
-  if (!s.images.length) return `no image attached (ZFS: ${zfs})`;
   const lines: string[] = [];
+  for (const c of s.cleaned ?? []) {
+    lines.push(`cleaned: what PID ${c.pid} (${c.command}) left: ${c.steps.map((st) => st.what).join(', ') || 'nothing'}${c.failures.length ? `; failed: ${c.failures.map((f) => `${f.what}: ${f.error}`).join('; ')}` : ''}`);
+  }
+  if (!s.images.length) lines.push(`no image attached (ZFS: ${zfs})`);
   for (const i of s.images) {
     lines.push(`${i.file}: ${i.loopDevice}${i.pool ? `, pool ${i.pool} ${i.health}` : s.zfs.flavour ? ', no pool imported from it' : ', pool unknown (ZFS not available)'}`);
+    if (i.deleted && i.pool) lines.push(`  the image file was deleted or moved to another filesystem while attached: free it with mkimage detach --pool ${i.pool}`);
     for (const m of i.mountpoints) lines.push(`  ${m.dataset}  ${m.mountpoint}`);
   }
-  lines.push(`ZFS: ${zfs}`);
+  for (const l of s.leftovers) {
+    lines.push(`leftover of PID ${l.pid} (${l.command}, no longer running; started ${l.since}): ${l.steps.map((st) => st.what).join(', ') || 'nothing'} (mkimage status --clean removes it)`);
+  }
+  if (s.images.length) lines.push(`ZFS: ${zfs}`);
   return lines.join('\n');
 }
 
+/** IMAGE or --pool NAME, exactly one. */
+function imageOrPool(command: string, image: string | undefined, pool: string | undefined): void {
+  if (image === undefined && pool === undefined) throw new UsageError(`${command} needs IMAGE, or --pool NAME for an image deleted or moved while attached`);
+  if (image !== undefined && pool !== undefined) throw new UsageError(`${command} takes IMAGE or --pool NAME, not both`);
+}
+
 export function register(program: Command, ctx: CliContext): void {
-  outputOptions(
+  outputOptions(waitOption(
     program
       .command('attach')
       .description('attach a ZFS image: loop device of its partition, pool imported (after a reboot, or any time; does nothing if attached)')
       .argument('<image>', 'image made with --fs zfs')
       .option('--mount <dir>', "import with this altroot: datasets appear under DIR (the pool's root at DIR/<pool>); default /run/mkimage/pools/<pool>")
       .option('--owner <user[:group]>', 'chown -R the mounted datasets to this owner')
-      .option('-f, --force', 'import a pool that was not cleanly exported (only if no other system uses the image)'),
+      .option('-f, --force', 'attach although the pool was not cleanly exported, or another process has the image open (only if no other system uses it)')),
   ).action(async (image: string, flags: Out & { mount?: string; owner?: string; force?: boolean }) => {
     const { attachImage } = await import('../jobs/attach.js');
-    const r = await attachImage(image, { mount: flags.mount, owner: flags.owner, force: flags.force, signal: ctx.signal });
+    const r = await attachImage(image, { mount: flags.mount, owner: flags.owner, force: flags.force, signal: ctx.signal, ...waitFlags(flags) });
     printResult(flags, r, () => formatAttached(r));
   });
 
-  outputOptions(
+  outputOptions(waitOption(
     program
       .command('detach')
       .description('detach a ZFS image: unmount, export the pool, detach the loop device (does nothing if not attached)')
-      .argument('<image>', 'image file'),
-  ).action(async (image: string, flags: Out) => {
-    const { detachImage } = await import('../jobs/attach.js');
-    const r = await detachImage(image, { signal: ctx.signal });
+      .argument('[image]', 'image file')
+      .option('--pool <name>', 'instead of IMAGE: the pool of an image deleted or moved while attached (mkimage status shows it)')),
+  ).action(async (image: string | undefined, flags: Out & { pool?: string }) => {
+    imageOrPool('detach', image, flags.pool);
+    const { detachImage, detachPool } = await import('../jobs/attach.js');
+    const o = { signal: ctx.signal, ...waitFlags(flags) };
+    const r = image !== undefined ? await detachImage(image, o) : await detachPool(flags.pool!, o);
     printResult(flags, r, () =>
       r.wasAttached
         ? `${r.file}: ${r.exported ? `pool ${r.pool} exported, ` : ''}${r.loopDevices.join(', ')} detached`
@@ -70,23 +87,31 @@ export function register(program: Command, ctx: CliContext): void {
     );
   });
 
-  outputOptions(
+  outputOptions(waitOption(
     program
       .command('destroy')
       .description('destroy a ZFS image: pool destroyed, loop device detached, file removed')
-      .argument('<image>', 'image file')
-      .option('--yes', 'confirm: the image and everything in it are gone for good'),
-  ).action(async (image: string, flags: Out & { yes?: boolean }) => {
-    const { destroyImage } = await import('../jobs/attach.js');
-    const r = await destroyImage(image, { yes: flags.yes, signal: ctx.signal });
-    printResult(flags, r, () => `${r.file}: ${r.poolDestroyed ? `pool ${r.pool} destroyed, ` : ''}${r.loopDevices.length ? `${r.loopDevices.join(', ')} detached, ` : ''}file removed`);
+      .argument('[image]', 'image file')
+      .option('--pool <name>', 'instead of IMAGE: the pool of an image deleted or moved while attached (its file, if still there, is removed too)')
+      .option('--yes', 'confirm: the image and everything in it are gone for good')),
+  ).action(async (image: string | undefined, flags: Out & { yes?: boolean; pool?: string }) => {
+    imageOrPool('destroy', image, flags.pool);
+    const { destroyImage, destroyPoolByName } = await import('../jobs/attach.js');
+    const o = { yes: flags.yes, signal: ctx.signal, ...waitFlags(flags) };
+    const r = image !== undefined ? await destroyImage(image, o) : await destroyPoolByName(flags.pool!, o);
+    printResult(flags, r, () => `${r.file}: ${r.poolDestroyed ? `pool ${r.pool} destroyed, ` : ''}${r.loopDevices.length ? `${r.loopDevices.join(', ')} detached, ` : ''}${r.removed ? 'file removed' : 'no file to remove'}`);
   });
 
   outputOptions(
-    program.command('status').description('list attached images: file, loop device, pool, health, mountpoints; and which ZFS this host runs'),
-  ).action(async (flags: Out) => {
+    waitOption(
+      program
+        .command('status')
+        .description('list attached images: file, loop device, pool, health, mountpoints; which ZFS this host runs; what killed mkimage commands left')
+        .option('--clean', 'remove what killed mkimage commands left (temporary images, loop devices, pools, directories), never what a live one owns'),
+    ),
+  ).action(async (flags: Out & { clean?: boolean }) => {
     const { statusImages } = await import('../jobs/attach.js');
-    const r = await statusImages({ signal: ctx.signal });
+    const r = await statusImages({ signal: ctx.signal, clean: flags.clean, ...waitFlags(flags) });
     printResult(flags, r, () => formatStatus(r));
   });
 }

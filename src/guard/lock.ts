@@ -9,7 +9,8 @@
  *              $MKIMAGE_LOCK_DIR overrides). It holds the holder's PID and command, for the
  *              message a waiter prints; the lock itself is flock(2) on it (tools/flock.ts).
  *   crash      the kernel releases flock when the holder dies in any way: a killed mkimage never
- *              leaves a lock behind. What it leaves besides is for guard/recover (issue 9).
+ *              leaves a lock behind. What it leaves besides is found from its journal (guard/journal.ts)
+ *              and taken back by jobs/recover.ts.
  *
  * Acquiring: open (creating) the lock file, flock it (waiting up to `waitSeconds`), then check
  * that the lock file we hold is still the one at its path (a releasing holder unlinks it: a
@@ -20,9 +21,19 @@
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { BusyError } from '../errors.js';
-import { flockFd } from '../tools/flock.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import { BusyError, ToolMissingError } from '../errors.js';
+import { flockFd as flockFdRaw } from '../tools/flock.js';
+
+/** flock(1) missing: said before anything is done, with the package to install. */
+async function flockFd(fd: number, waitSeconds: number, signal?: AbortSignal): Promise<boolean> {
+  try {
+    return await flockFdRaw(fd, waitSeconds, signal);
+  } catch (e) {
+    if (!(e instanceof ToolMissingError)) throw e;
+    throw new ToolMissingError(`${e.message} (mkimage locks the image with it; nothing was created or changed)`, e.data, { cause: e });
+  }
+}
 
 /** How long a command waits for another one on the same image unless told (--wait SECONDS). */
 export const DEFAULT_LOCK_WAIT_SECONDS = 60;
@@ -40,6 +51,12 @@ export interface LockOptions {
   signal?: AbortSignal;
   /** Called once, when the image is held by another command and this one starts to wait. */
   onWait?: (holder: LockHolder | undefined, waitSeconds: number) => void;
+  /**
+   * Lock the file with this identity (stat's dev and ino) instead of what `path` names: an image
+   * deleted or moved while attached, known by its loop device's backing inode. `path` is then
+   * only for messages.
+   */
+  identity?: { dev: number; ino: number };
 }
 
 /** Who holds an image's lock, as its lock file says. */
@@ -67,9 +84,21 @@ interface Held {
 /** Locks this process holds, by key (nesting). */
 const held = new Map<string, Held>();
 
-function keyOf(path: string, st: Stats | undefined): string {
+function keyOf(path: string, st: Stats | undefined, dirReal?: string): string {
   if (st) return `i-${st.dev}-${st.ino}`;
-  return `p-${createHash('sha256').update(resolve(path)).digest('hex').slice(0, 32)}`;
+  return `p-${createHash('sha256').update(dirReal ? join(dirReal, basename(path)) : resolve(path)).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * The key of what `path` names now. A path that does not exist yet is keyed by its directory's
+ * real path and its name: two spellings of one target (through a symlinked directory, `a/../b`)
+ * are one key, so two creates of it take turns.
+ */
+async function keyNowOf(path: string): Promise<string> {
+  const st = await statOrUndefined(path);
+  if (st) return keyOf(path, st);
+  const dirReal = await fs.realpath(dirname(resolve(path))).catch(() => undefined);
+  return keyOf(path, undefined, dirReal);
 }
 
 async function statOrUndefined(path: string): Promise<Stats | undefined> {
@@ -108,7 +137,7 @@ async function openLockFile(file: string): Promise<fs.FileHandle> {
 
 /** The holder recorded in an image's lock file, if any (the file may be stale: check the PID). */
 export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
-  const file = join(lockDir(), `${keyOf(path, await statOrUndefined(path))}.lock`);
+  const file = join(lockDir(), `${await keyNowOf(path)}.lock`);
   return parseHolder(await fs.readFile(file, 'utf8').catch(() => ''));
 }
 
@@ -135,8 +164,9 @@ export async function lockImage(path: string, o: LockOptions = {}): Promise<Imag
   const dir = lockDir();
   await ensureLockDir(dir);
   let told = false;
+  const keyNow = async () => (o.identity ? `i-${o.identity.dev}-${o.identity.ino}` : keyNowOf(path));
   for (;;) {
-    const key = keyOf(path, await statOrUndefined(path));
+    const key = await keyNow();
     const nested = held.get(key);
     if (nested) {
       nested.count++;
@@ -162,8 +192,8 @@ export async function lockImage(path: string, o: LockOptions = {}): Promise<Imag
         }
       }
       // Still the lock file at its path, and the path still the file we keyed? Else try again.
-      const [mine, there, image] = await Promise.all([handle.stat(), statOrUndefined(file), statOrUndefined(path)]);
-      if (!there || there.ino !== mine.ino || there.dev !== mine.dev || keyOf(path, image) !== key) continue;
+      const [mine, there, now] = await Promise.all([handle.stat(), statOrUndefined(file), keyNow()]);
+      if (!there || there.ino !== mine.ino || there.dev !== mine.dev || now !== key) continue;
       const record: LockHolder = { pid: process.pid, command: o.command ?? process.argv.slice(1).join(' '), since: new Date().toISOString() };
       await handle.truncate(0).then(() => handle.write(JSON.stringify(record), 0)).catch(() => undefined);
       held.set(key, { handle, file, count: 1 });

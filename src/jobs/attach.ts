@@ -21,10 +21,13 @@
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidImageError, PermissionError, PoolError, ToolMissingError, UsageError, toolFailedWith, toolStderr } from '../errors.js';
+import { assertNotInUse, joinDev } from '../guard/in-use.js';
+import { withImageLock, type LockOptions } from '../guard/lock.js';
+import { listLeftovers, recoverDeadJobs, type Leftover, type RecoveredJob } from './recover.js';
 import { removeEmptyParents, removeEmptyTree } from '../file/empty-dirs.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { attachLoop, detachLoop, listLoops, loopsOfFile, type LoopDevice } from '../tools/losetup.js';
-import { Zfs, checkPoolName, detectFlavour, zpoolImportArgs, type DatasetInfo, type PoolInfo, type ZfsFlavour } from '../tools/zfs.js';
+import { Zfs, checkPoolName, detectFlavour, parseGet, retryBusy, zfsGetArgs, zfsMountArgs, zpoolImportArgs, type DatasetInfo, type PoolInfo, type ZfsFlavour } from '../tools/zfs.js';
 import { readImageHeader } from './inspect.js';
 import { checkAborted, withUndo } from '../undo.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
@@ -38,6 +41,27 @@ export interface LifecycleOptions {
   flavour?: ZfsFlavour;
   /** Tests: instead of /run/mkimage (the vdev link directories and default altroots live there). */
   runtimeDir?: string;
+  /** Seconds to wait for another command holding the image's lock (default 60; 0: fail at once). */
+  waitSeconds?: number;
+  /** Called once when the image is held by another command and this one starts waiting. */
+  onWait?: LockOptions['onWait'];
+}
+
+/** The lock options of a job's options. */
+export function lockOptions(o: { waitSeconds?: number; onWait?: LockOptions['onWait']; signal?: AbortSignal }): LockOptions {
+  return { waitSeconds: o.waitSeconds, onWait: o.onWait, signal: o.signal };
+}
+
+/** What recovery and the journal know an image by. */
+async function identity(file: string): Promise<{ path: string; dev: number; ino: number }> {
+  const st = await fs.stat(file);
+  return { path: file, dev: st.dev, ino: st.ino };
+}
+
+/** Takes back what dead mkimage jobs left on this image or its pool name (journals, jobs/recover.ts). */
+async function recoverFor(info: ImageZfsInfo, o: LifecycleOptions, flavour?: ZfsFlavour): Promise<void> {
+  const id = await identity(info.file);
+  await recoverDeadJobs({ image: id, paths: [info.file], pools: info.label ? [info.label.pool] : [] }, { run: o.run, flavour, runtimeDir: o.runtimeDir });
 }
 
 export interface AttachOptions extends LifecycleOptions {
@@ -193,18 +217,50 @@ function importRefusal(e: unknown, label: DetectedZfsLabel, path: string): PoolE
   return undefined;
 }
 
+/**
+ * mkdir -p. Another image's detach removes mkimage's runtime directories when they are empty (it
+ * holds that image's lock, not ours): one removed between our levels is made again.
+ */
 async function mkdirp(dir: string): Promise<string | undefined> {
-  return fs.mkdir(dir, { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fs.mkdir(dir, { recursive: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw e;
+    }
+  }
 }
 
+/**
+ * Attaches the image, holding its lock for the whole run (guard/lock.ts); before anything: what
+ * dead jobs left on it is taken back (jobs/recover.ts), another process using the file (a QEMU
+ * guest) is refused unless `force`, and so is a pool whose label was not cleanly exported.
+ */
 export async function attachImage(path: string, o: AttachOptions = {}): Promise<AttachedImage> {
+  if (o.owner !== undefined) await checkOwnerExists(o.owner, o.run ?? defaultRun, o.signal);
+  await readImageZfs(path); // a missing or foreign file is refused before waiting for a lock
+  return withImageLock(path, lockOptions(o), () => attachLocked(path, o));
+}
+
+/** Why a pool label that is not "exported" is refused, in words: in use elsewhere, or a crash. */
+export function labelStateRefusal(path: string, label: DetectedZfsLabel): PoolError {
+  const host = `${label.hostname ? `host ${label.hostname}` : 'an unknown host'}${label.hostid ? `, hostid ${label.hostid}` : ''}`;
+  const why =
+    label.state === 'active' || label.state === 'potentially-active'
+      ? `its label says ${label.state}, last imported by ${host}: the pool is in use by another system (a running guest, another host, a copy of an attached image) or its last user crashed before exporting it`
+      : `its label says ${label.state} (last used by ${host}), not exported`;
+  return new PoolError(
+    `cannot attach ${path}: pool ${label.pool} was not cleanly exported: ${why}; if nothing else uses the image, attach with --force; nothing was changed`,
+    { path, pool: label.pool, state: label.state, hostname: label.hostname, hostid: label.hostid },
+  );
+}
+
+async function attachLocked(path: string, o: AttachOptions): Promise<AttachedImage> {
   const run = o.run ?? defaultRun;
   const signal = o.signal;
-  if (o.owner !== undefined) await checkOwnerExists(o.owner, run, signal);
   const runtime = o.runtimeDir ?? '/run/mkimage';
-  const info = await readImageZfs(path);
-  const label = requireLabel(info, path);
-  const altroot = o.mount !== undefined ? resolve(o.mount) : join(runtime, 'pools', label.pool);
+  let info = await readImageZfs(path);
+  const altroot = o.mount !== undefined ? resolve(o.mount) : join(runtime, 'pools', requireLabel(info, path).pool);
   if (o.mount !== undefined) {
     const st = await fs.stat(altroot).catch(() => undefined);
     if (st && !st.isDirectory()) throw new UsageError(`--mount ${o.mount} exists and is not a directory`, { mount: o.mount });
@@ -212,6 +268,11 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
   const flavour = o.flavour ?? (await detectFlavour(run, { signal }));
   const zfs = new Zfs(flavour, run, signal);
   const cleanup = zfs.forCleanup();
+  if (!o.force) await assertNotInUse(info.file, 'attach', { override: '--force' });
+  await recoverFor(info, o, flavour);
+  // Recovery may have exported the pool (its label changed): read it again.
+  info = await readImageZfs(path);
+  const label = requireLabel(info, path);
 
   // What is there already: our loop devices, and any pool with this name or guid.
   const loops = loopsOf(await listLoops(run), info);
@@ -226,6 +287,8 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
       if (o.mount !== undefined && p.altroot !== altroot && !o.mountIfDetached) {
         throw new PoolError(`${path} is attached already with its datasets under ${p.altroot ?? '/'}: detach it first to mount it under ${altroot}`, { path, altroot: p.altroot });
       }
+      // A half-finished attach (killed between the import and the mounts): complete it.
+      await mountMissing(zfs, p.name);
       return status(zfs, info, ours, p, true);
     }
     // zfs-fuse shows devices under /dev without the /dev/.
@@ -239,6 +302,9 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
     );
   }
 
+  if (label.state !== 'exported' && !o.force) throw labelStateRefusal(path, label);
+
+  const id = await identity(info.file);
   return withUndo(signal, async (undo) => {
     // The loop device: one showing exactly the partition, or a new one.
     let loop = loops.find((l) => l.sizeLimitBytes === info.partition.sizeBytes);
@@ -248,9 +314,13 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
       // offset that was not there before.
       const offset = info.partition.offsetBytes;
       const before = new Set((await loopsOfFile(info.file, run)).map((l) => l.name));
-      undo.push(`loop device of ${info.file} at ${offset}`, async () => {
-        for (const l of await loopsOfFile(info.file, run)) if (l.offsetBytes === offset && !before.has(l.name)) await detachLoop(l.name, run);
-      });
+      undo.push(
+        `loop device of ${info.file} at ${offset}`,
+        async () => {
+          for (const l of await loopsOfFile(info.file, run)) if (l.offsetBytes === offset && !before.has(l.name)) await detachLoop(l.name, run);
+        },
+        { kind: 'loop', file: info.file, offsetBytes: offset, before: [...before] },
+      );
       const name = await attachLoop({ file: info.file, offsetBytes: offset, sizeLimitBytes: info.partition.sizeBytes, signal }, run);
       loop = { name, backFile: info.file, offsetBytes: offset, sizeLimitBytes: info.partition.sizeBytes, readOnly: false };
     }
@@ -264,29 +334,45 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
       await fs.rm(dir, { recursive: true, force: true });
       // The first directory made (/run/mkimage itself, or .../vdev): removed again when empty.
       const made = await mkdirp(dir);
-      undo.push(`directory ${dir}`, async () => {
-        await fs.rm(dir, { recursive: true, force: true });
-        if (made && made !== dir) await removeEmptyParents(dirname(dir), dirname(made));
+      undo.push(
+        `directory ${dir}`,
+        async () => {
+          await fs.rm(dir, { recursive: true, force: true });
+          if (made && made !== dir) await removeEmptyParents(dirname(dir), dirname(made));
+        },
+        { kind: 'dir', path: dir, recursive: true },
+      );
+      await fs.symlink(loop.name, join(dir, basename(loop.name))).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        await mkdirp(dir); // removed by another image's detach meanwhile (it was still empty)
+        await fs.symlink(loop.name, join(dir, basename(loop.name)));
       });
-      await fs.symlink(loop.name, join(dir, basename(loop.name)));
     }
 
     const made = await mkdirp(altroot);
-    if (made) undo.push(`directory ${made}`, async () => void (await removeEmptyTree(made)));
+    if (made) undo.push(`directory ${made}`, async () => void (await removeEmptyTree(made)), { kind: 'dir', path: made });
     // The mountpoint directories ZFS will make below an altroot that was there already.
     const before = new Set(await fs.readdir(altroot));
-    undo.push(`mountpoint directories under ${altroot}`, async () => {
-      for (const entry of await fs.readdir(altroot).catch(() => [] as string[])) {
-        if (!before.has(entry)) await removeEmptyTree(join(altroot, entry));
-      }
-    });
+    undo.push(
+      `mountpoint directories under ${altroot}`,
+      async () => {
+        for (const entry of await fs.readdir(altroot).catch(() => [] as string[])) {
+          if (!before.has(entry)) await removeEmptyTree(join(altroot, entry));
+        }
+      },
+      { kind: 'dir-entries', path: altroot, before: [...before] },
+    );
     // Pushed before the import runs: zfs-fuse exits 1 when a dataset cannot be mounted, with the
     // pool imported all the same.
     const device = loop;
-    undo.push(`import of pool ${label.pool}`, async () => {
-      const p = await cleanup.findPool(label.pool);
-      if (p && p.guid === label.guid && (await poolLoop(cleanup, p.name, [device]))) await cleanup.exportPool(label.pool);
-    });
+    undo.push(
+      `import of pool ${label.pool}`,
+      async () => {
+        const p = await cleanup.findPool(label.pool);
+        if (p && p.guid === label.guid && (await poolLoop(cleanup, p.name, [device]))) await cleanup.exportPool(label.pool);
+      },
+      { kind: 'pool', name: label.pool, guid: label.guid, file: info.file, how: 'export' },
+    );
     try {
       await zfs.zpool(zpoolImportArgs(flavour, { pool: label.pool, search, altroot, force: o.force }));
     } catch (e) {
@@ -305,7 +391,22 @@ export async function attachImage(path: string, o: AttachOptions = {}): Promise<
     const result = await status(zfs, info, device, imported, false);
     undo.commit();
     return result;
-  });
+  }, { journal: { image: id, pools: [label.pool] } });
+}
+
+/**
+ * Mounts the datasets of an imported pool that should be mounted and are not (canmount=on, a
+ * mountpoint path): what a killed attach left between `zpool import` and its mounts.
+ */
+async function mountMissing(zfs: Zfs, pool: string): Promise<void> {
+  const all = await zfs.listDatasets(pool, 'filesystem');
+  const missing = all.filter((d) => !d.mounted && d.mountpoint?.startsWith('/'));
+  if (!missing.length) return;
+  const props = parseGet((await zfs.zfs(zfsGetArgs(['canmount'], missing.map((d) => d.name)))).stdout);
+  for (const d of missing) {
+    if (props.get(d.name)?.canmount !== 'on') continue;
+    await retryBusy(() => zfs.zfs(zfsMountArgs(d.name)));
+  }
 }
 
 async function status(zfs: Zfs, info: ImageZfsInfo, loop: LoopDevice, pool: PoolInfo, alreadyAttached: boolean): Promise<AttachedImage> {
@@ -332,6 +433,42 @@ export interface DetachResult {
   wasAttached: boolean;
 }
 
+/** Exports or destroys an imported pool, then removes the mountpoint directories ZFS made. */
+async function teardownPool(zfs: Zfs, p: PoolInfo, runtime: string, how: 'export' | 'destroy'): Promise<void> {
+  const mounts = await mountedDatasets(zfs, p.name);
+  try {
+    if (how === 'export') await zfs.exportPool(p.name);
+    else await zfs.destroyPool(p.name);
+  } catch (e) {
+    if (toolFailedWith(e, /busy/i)) {
+      const stderr = toolStderr(e);
+      const top = topMountpoints(mounts)[0];
+      throw new PoolError(
+        `cannot ${how} pool ${p.name}: it is busy (a process has files open${top ? ` under ${top}: fuser -vm ${top} shows which` : ''}): close them and try again; nothing was detached`,
+        { pool: p.name, stderr },
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+  // The directories ZFS made for the mountpoints, deepest first, and their parents up to the
+  // altroot (empty ones only; the altroot itself only when it is mkimage's default).
+  const stop = p.altroot ?? '/';
+  for (const m of [...mounts].sort((a, b) => b.mountpoint.length - a.mountpoint.length)) {
+    await removeEmptyParents(m.mountpoint, stop);
+  }
+  if (p.altroot?.startsWith(`${runtime}/pools/`)) await removeEmptyTree(p.altroot);
+}
+
+/** Detaches the loop devices and their vdev link directories; mkimage's runtime directories when empty. */
+async function detachLoops(loops: readonly LoopDevice[], runtime: string, run: Runner): Promise<void> {
+  for (const l of loops) {
+    await detachLoop(l.name, run);
+    await fs.rm(join(runtime, 'vdev', basename(l.name)), { recursive: true, force: true });
+  }
+  for (const d of [join(runtime, 'vdev'), join(runtime, 'pools'), runtime]) await fs.rmdir(d).catch(() => undefined);
+}
+
 /** Tears down what attach made, in reverse: mounts and import (zpool export), directories, loop devices. */
 async function teardown(
   zfs: Zfs,
@@ -347,52 +484,29 @@ async function teardown(
   if (label) {
     const p = await zfs.findPool(label.pool);
     if (p && p.guid === label.guid && (await poolLoop(zfs, p.name, loops))) {
-      const mounts = await mountedDatasets(zfs, p.name);
-      try {
-        if (how === 'export') await zfs.exportPool(p.name);
-        else await zfs.destroyPool(p.name);
-      } catch (e) {
-        if (toolFailedWith(e, /busy/i)) {
-          const stderr = toolStderr(e);
-          const top = topMountpoints(mounts)[0];
-          throw new PoolError(
-            `cannot ${how} pool ${p.name}: it is busy (a process has files open${top ? ` under ${top}: fuser -vm ${top} shows which` : ''}): close them and try again; nothing was detached`,
-            { pool: p.name, stderr },
-            { cause: e },
-          );
-        }
-        throw e;
-      }
+      await teardownPool(zfs, p, runtime, how);
       done = true;
       pool = p.name;
-      // The directories ZFS made for the mountpoints, deepest first, and their parents up to the
-      // altroot (empty ones only; the altroot itself only when it is mkimage's default).
-      const stop = p.altroot ?? '/';
-      for (const m of [...mounts].sort((a, b) => b.mountpoint.length - a.mountpoint.length)) {
-        await removeEmptyParents(m.mountpoint, stop);
-      }
-      if (p.altroot?.startsWith(`${runtime}/pools/`)) await removeEmptyTree(p.altroot);
     }
   }
-  for (const l of loops) {
-    await detachLoop(l.name, run);
-    await fs.rm(join(runtime, 'vdev', basename(l.name)), { recursive: true, force: true });
-  }
-  // mkimage's own runtime directories, when nothing else is in them.
-  for (const d of [join(runtime, 'vdev'), join(runtime, 'pools'), runtime]) await fs.rmdir(d).catch(() => undefined);
+  await detachLoops(loops, runtime, run);
   return { pool, done, loopDevices: loops.map((l) => l.name) };
 }
 
 export async function detachImage(path: string, o: LifecycleOptions = {}): Promise<DetachResult> {
-  const run = o.run ?? defaultRun;
-  const info = await readImageZfs(path);
-  const runtime = o.runtimeDir ?? '/run/mkimage';
-  const loops = loopsOf(await listLoops(run), info);
-  if (!loops.length) return { file: info.file, pool: info.label?.pool, exported: false, loopDevices: [], wasAttached: false };
-  const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
-  const zfs = new Zfs(flavour, run).forCleanup();
-  const t = await teardown(zfs, info, runtime, run, 'export');
-  return { file: info.file, pool: t.pool ?? info.label?.pool, exported: t.done, loopDevices: t.loopDevices, wasAttached: true };
+  await readImageZfs(path);
+  return withImageLock(path, lockOptions(o), async () => {
+    const run = o.run ?? defaultRun;
+    const info = await readImageZfs(path);
+    const runtime = o.runtimeDir ?? '/run/mkimage';
+    await recoverFor(info, o, o.flavour);
+    const loops = loopsOf(await listLoops(run), info);
+    if (!loops.length) return { file: info.file, pool: info.label?.pool, exported: false, loopDevices: [], wasAttached: false };
+    const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+    const zfs = new Zfs(flavour, run).forCleanup();
+    const t = await teardown(zfs, info, runtime, run, 'export');
+    return { file: info.file, pool: t.pool ?? info.label?.pool, exported: t.done, loopDevices: t.loopDevices, wasAttached: true };
+  });
 }
 
 export interface DestroyResult {
@@ -404,26 +518,106 @@ export interface DestroyResult {
   removed: boolean;
 }
 
-/** Pool destroyed (when attached), loop devices detached, file removed. Needs `yes`. */
+/**
+ * Pool destroyed (when attached), loop devices detached, file removed. Needs `yes`. Never acts
+ * on an image another process has open or mapped (a running guest): BusyError, whatever `yes`.
+ */
 export async function destroyImage(path: string, o: LifecycleOptions & { yes?: boolean } = {}): Promise<DestroyResult> {
   if (!o.yes) throw new UsageError(`destroy deletes ${path} and the pool in it for good: pass --yes to confirm`, { path });
-  const run = o.run ?? defaultRun;
-  const info = await readImageZfs(path);
   // An ext4 or xfs image is no business of destroy's, whatever --yes says.
-  requireZfs(info, path, '; it was left untouched');
-  const runtime = o.runtimeDir ?? '/run/mkimage';
-  const loops = loopsOf(await listLoops(run), info);
-  let t: { pool?: string; done: boolean; loopDevices: string[] } = { done: false, loopDevices: [] };
-  if (loops.length) {
-    const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
-    t = await teardown(new Zfs(flavour, run).forCleanup(), info, runtime, run, 'destroy');
+  requireZfs(await readImageZfs(path), path, '; it was left untouched');
+  return withImageLock(path, lockOptions(o), async () => {
+    const run = o.run ?? defaultRun;
+    const info = await readImageZfs(path);
+    requireZfs(info, path, '; it was left untouched');
+    await assertNotInUse(info.file, 'destroy');
+    await recoverFor(info, o, o.flavour);
+    const runtime = o.runtimeDir ?? '/run/mkimage';
+    const loops = loopsOf(await listLoops(run), info);
+    let t: { pool?: string; done: boolean; loopDevices: string[] } = { done: false, loopDevices: [] };
+    if (loops.length) {
+      const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+      t = await teardown(new Zfs(flavour, run).forCleanup(), info, runtime, run, 'destroy');
+    }
+    await fs.rm(info.file);
+    return { file: info.file, pool: info.label?.pool, poolDestroyed: t.done, loopDevices: t.loopDevices, removed: true };
+  });
+}
+
+/** An imported pool on loop devices of one file: what `--pool NAME` acts on. */
+interface PoolAttachment {
+  zfs: Zfs;
+  pool: PoolInfo;
+  loops: LoopDevice[];
+  /** The backing file as the loop device names it: its path now, or "PATH (deleted)". */
+  file: string;
+  deleted: boolean;
+  identity?: { dev: number; ino: number };
+}
+
+async function poolAttachment(name: string, o: LifecycleOptions): Promise<PoolAttachment> {
+  const run = o.run ?? defaultRun;
+  checkPoolName(name);
+  const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+  const zfs = new Zfs(flavour, run).forCleanup();
+  const pool = await zfs.findPool(name);
+  if (!pool) throw new PoolError(`no pool named ${name} is imported on this host: nothing to do`, { pool: name });
+  const vdevs = (await zfs.poolVdevs(name)).map((v) => basename(v));
+  const loops = (await listLoops(run)).filter((l) => vdevs.includes(basename(l.name)));
+  if (!loops.length || new Set(loops.map((l) => l.backFile)).size !== 1) {
+    throw new PoolError(
+      `pool ${name} is not imported from the loop device of one image file (its devices: ${vdevs.join(', ') || 'none'}): it is not an mkimage attachment; use zpool export ${name}`,
+      { pool: name, vdevs },
+    );
   }
-  await fs.rm(info.file);
-  return { file: info.file, pool: info.label?.pool, poolDestroyed: t.done, loopDevices: t.loopDevices, removed: true };
+  const l = loops[0]!;
+  const deleted = l.backFile.endsWith(' (deleted)');
+  const identity = l.backIno !== undefined && l.backMajor !== undefined ? { dev: joinDev(l.backMajor, l.backMinor ?? 0), ino: l.backIno } : undefined;
+  return { zfs, pool, loops, file: l.backFile, deleted, identity };
+}
+
+/**
+ * `detach --pool NAME`: exports a pool imported from an image's loop device and detaches it,
+ * also when the image was moved or deleted meanwhile (its loop device shows "(deleted)").
+ */
+export async function detachPool(name: string, o: LifecycleOptions = {}): Promise<DetachResult> {
+  const a = await poolAttachment(name, o);
+  return withImageLock(a.file, { ...lockOptions(o), identity: a.identity }, async () => {
+    const run = o.run ?? defaultRun;
+    const runtime = o.runtimeDir ?? '/run/mkimage';
+    const b = await poolAttachment(name, o);
+    await teardownPool(b.zfs, b.pool, runtime, 'export');
+    await detachLoops(b.loops, runtime, run);
+    return { file: b.file, pool: name, exported: true, loopDevices: b.loops.map((l) => l.name), wasAttached: true };
+  });
+}
+
+/**
+ * `destroy --pool NAME --yes`: destroys a pool imported from an image's loop device, detaches it,
+ * and removes the image file if it is still there (moved: at its new path; deleted: nothing).
+ */
+export async function destroyPoolByName(name: string, o: LifecycleOptions & { yes?: boolean } = {}): Promise<DestroyResult> {
+  if (!o.yes) throw new UsageError(`destroy --pool ${name} destroys the pool and its image for good: pass --yes to confirm`, { pool: name });
+  const a = await poolAttachment(name, o);
+  return withImageLock(a.file, { ...lockOptions(o), identity: a.identity }, async () => {
+    const run = o.run ?? defaultRun;
+    const runtime = o.runtimeDir ?? '/run/mkimage';
+    const b = await poolAttachment(name, o);
+    const st = b.deleted ? undefined : await fs.stat(b.file).catch(() => undefined);
+    const present = !!st && st.isFile() && (!b.identity || (st.dev === b.identity.dev && st.ino === b.identity.ino));
+    if (present) await assertNotInUse(b.file, 'destroy');
+    await teardownPool(b.zfs, b.pool, runtime, 'destroy');
+    await detachLoops(b.loops, runtime, run);
+    if (present) await fs.rm(b.file);
+    return { file: b.file, pool: name, poolDestroyed: true, loopDevices: b.loops.map((l) => l.name), removed: present };
+  });
 }
 
 export interface ImageStatus {
+  /** The image's path now (a renamed image: its new name), or "PATH (deleted)". */
   file: string;
+  /** The file was deleted (or moved to another filesystem) while attached: free it with detach --pool. */
+  deleted?: boolean;
   loopDevice: string;
   offsetBytes: number;
   sizeLimitBytes: number;
@@ -442,14 +636,28 @@ export interface StatusReport {
    */
   zfs: { flavour?: string; error?: string };
   images: ImageStatus[];
+  /** What killed mkimage jobs left (their journals): removed by `status --clean` or the next command on it. */
+  leftovers: Leftover[];
+  /** With `clean`: what was removed (a step that failed is listed with its error and kept). */
+  cleaned?: RecoveredJob[];
 }
 
-/** The images attached on this host: every loop device showing the partition of an mkimage image. */
-export async function statusImages(o: LifecycleOptions = {}): Promise<StatusReport> {
+/**
+ * The images attached on this host: every loop device showing the partition of an mkimage image,
+ * and every loop device of a deleted file that a pool is imported from (an image deleted or moved
+ * to another filesystem while attached). `clean`: first take back what dead jobs left.
+ */
+export async function statusImages(o: LifecycleOptions & { clean?: boolean } = {}): Promise<StatusReport> {
   const run = o.run ?? defaultRun;
+  const cleaned = o.clean ? await cleanLeftovers(o) : undefined;
   const images: ImageStatus[] = [];
+  const deleted: LoopDevice[] = [];
   for (const l of await listLoops(run)) {
-    if (!l.backFile || l.backFile.endsWith(' (deleted)')) continue;
+    if (!l.backFile) continue;
+    if (l.backFile.endsWith(' (deleted)')) {
+      deleted.push(l);
+      continue;
+    }
     const header = await readImageHeader(l.backFile).catch(() => undefined);
     if (!header?.pfn || header.partition?.offsetBytes !== l.offsetBytes) continue;
     images.push({ file: l.backFile, loopDevice: l.name, offsetBytes: l.offsetBytes, sizeLimitBytes: l.sizeLimitBytes, mountpoints: [] });
@@ -460,10 +668,15 @@ export async function statusImages(o: LifecycleOptions = {}): Promise<StatusRepo
     zfsState.flavour = flavour.description;
     const zfs = new Zfs(flavour, run, o.signal);
     for (const p of await zfs.listPools()) {
-      const vdevs = (await zfs.poolVdevs(p.name)).map((v) => basename(v));
-      const img = images.find((i) => vdevs.includes(basename(i.loopDevice)));
-      if (!img) continue;
-      Object.assign(img, { pool: p.name, guid: p.guid, health: p.health, altroot: p.altroot, mountpoints: await mountedDatasets(zfs, p.name) });
+      const vdevs = (await zfs.poolVdevs(p.name).catch(() => [] as string[])).map((v) => basename(v));
+      let img = images.find((i) => vdevs.includes(basename(i.loopDevice)));
+      if (!img) {
+        const gone = deleted.find((l) => vdevs.includes(basename(l.name)));
+        if (!gone) continue;
+        img = { file: gone.backFile, deleted: true, loopDevice: gone.name, offsetBytes: gone.offsetBytes, sizeLimitBytes: gone.sizeLimitBytes, mountpoints: [] };
+        images.push(img);
+      }
+      Object.assign(img, { pool: p.name, guid: p.guid, health: p.health, altroot: p.altroot, mountpoints: await mountedDatasets(zfs, p.name).catch(() => []) });
     }
   } catch (e) {
     // As an ordinary user ZFS cannot be asked at all: say it needs root rather than list every
@@ -471,5 +684,20 @@ export async function statusImages(o: LifecycleOptions = {}): Promise<StatusRepo
     if (e instanceof PermissionError) throw e;
     zfsState.error = (e as Error).message;
   }
-  return { zfs: zfsState, images };
+  return { zfs: zfsState, images, leftovers: listLeftovers(), ...(cleaned ? { cleaned } : {}) };
+}
+
+/**
+ * `status --clean`: what every dead job left, taken back, each under the lock of the image (or
+ * target path) it worked on, so that no live command meets it half-removed.
+ */
+export async function cleanLeftovers(o: LifecycleOptions = {}): Promise<RecoveredJob[]> {
+  const out: RecoveredJob[] = [];
+  for (const left of listLeftovers()) {
+    const path = left.image ?? left.target;
+    const scope = { paths: [left.image, left.target].filter((x): x is string => !!x), pools: left.pools };
+    const recover = () => recoverDeadJobs(left.image || left.target ? scope : 'all', { run: o.run, flavour: o.flavour, runtimeDir: o.runtimeDir });
+    out.push(...(path ? await withImageLock(path, lockOptions(o), recover) : await recover()));
+  }
+  return out;
 }

@@ -9,9 +9,9 @@
  * A failure or a signal at any step unwinds everything done so far (Undo): the target path holds
  * the complete image or is untouched, and no loop device, pool or mount is left.
  */
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError, toolFailedWith } from '../errors.js';
+import { BusyError, MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError, toolFailedWith } from '../errors.js';
 import {
   allocatedBytes,
   copyFileInto,
@@ -38,6 +38,9 @@ import { startFakeroot, type FakerootSession } from '../tools/fakeroot.js';
 import { ext4BytesFor, ext4Holds, fixExt4, fixHostTree, prepareFrom, tooSmall, type FromOptions, type PreparedFrom } from './from.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
+import { assertNotInUse } from '../guard/in-use.js';
+import { lockImage, type LockOptions } from '../guard/lock.js';
+import { recoverDeadJobs } from './recover.js';
 import type { AttachedImage } from './attach.js';
 import type { ImportResult } from './layers.js';
 import type { ImportEvent } from '../layers/store.js';
@@ -89,6 +92,9 @@ export interface CreateOptions {
   onImportEvent?: (event: ImportEvent) => void;
   signal?: AbortSignal;
   onProgress?: (event: { phase: string; message: string }) => void;
+  /** Seconds to wait for another command holding the target's lock (default 60; 0: fail at once). */
+  waitSeconds?: number;
+  onWait?: LockOptions['onWait'];
 }
 
 export interface CreateResult {
@@ -213,8 +219,13 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   const dir = dirname(target);
   const dirStat = await fs.stat(dir).catch(() => undefined);
   if (!dirStat?.isDirectory()) throw new UsageError(`cannot create ${o.path}: directory ${dir} does not exist`, { dir });
-  const st = await fs.lstat(target).catch(() => undefined);
+  const st = (await fs.stat(target).catch(() => undefined)) ?? (await fs.lstat(target).catch(() => undefined));
   if (st?.isDirectory()) throw new UsageError(`${o.path} is a directory: give the path of the image file to create`, { path: o.path });
+  if (st && !st.isFile() && !st.isSymbolicLink()) {
+    // Never replaced, whatever --force says: a device node, FIFO or socket is not an old image.
+    const kind = fileKind(st);
+    throw new UsageError(`${o.path} is a ${kind}, not a regular file: mkimage replaces only regular files; it was left untouched (remove it yourself, or give another path)`, { path: o.path, kind });
+  }
   if (st && !o.force) throw new TargetExistsError(o.path);
   if (o.label) {
     if (plan.fs === 'ext4' || plan.fs === 'xfs') checkLabel(plan.fs, o.label);
@@ -283,6 +294,36 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     }
   }
   return { zfsFlavour };
+}
+
+/** What a non-regular file is, in words. */
+function fileKind(st: Stats): string {
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isFIFO()) return 'FIFO (named pipe)';
+  if (st.isSocket()) return 'socket';
+  if (st.isDirectory()) return 'directory';
+  return 'special file';
+}
+
+/**
+ * Under the target's lock, before anything else: what dead jobs left on this target, its file or
+ * the pool name is taken back (jobs/recover.ts). An IMAGE to be replaced (--force) must not be in
+ * use by another process (a running guest) nor attached: BusyError, the file untouched.
+ */
+async function beforeWriting(o: CreateOptions, target: string): Promise<void> {
+  const st = await fs.stat(target).catch(() => undefined);
+  await recoverDeadJobs({ paths: [target], image: st && { dev: st.dev, ino: st.ino }, pools: o.zfs ? [o.zfs.pool] : [] });
+  if (!st?.isFile() || !o.force) return; // preflight says what is wrong with it
+  await assertNotInUse(target, 'replace');
+  if (!(await hasTool('losetup'))) return;
+  const loops = await loopsOfFile(target).catch(() => []);
+  if (loops.length) {
+    throw new BusyError(
+      `cannot replace ${o.path}: it is attached (${loops.map((l) => l.name).join(', ')}); detach it first (mkimage detach ${o.path}), then create it again; it was left untouched`,
+      { path: o.path, loopDevices: loops.map((l) => l.name) },
+    );
+  }
 }
 
 /**
@@ -359,11 +400,11 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
   }
   if (plan.fs === 'zfs' && o.zfs) {
     phase('loop', 'attaching the partition');
-    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
+    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp), { kind: 'loop', file: temp });
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.partition.sizeBytes, signal });
     phase('zpool', `zpool ${o.zfs.pool} on ${device}`);
     const { buildPool } = await import('./zfs-pool.js');
-    const pool = await buildPool({ ...o.zfs, device, populateDir: o.populateDir, signal, flavour: zfsFlavour, nameCheckedFree: zfsFlavour !== undefined }, undo);
+    const pool = await buildPool({ ...o.zfs, device, file: temp, populateDir: o.populateDir, signal, flavour: zfsFlavour, nameCheckedFree: zfsFlavour !== undefined }, undo);
     await undo.settle(loopUndo, () => detachLoop(device));
     return pool;
   }
@@ -405,7 +446,7 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     }
   } else if (plan.fs === 'xfs') {
     phase('loop', 'attaching the partition');
-    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp));
+    const loopUndo = undo.push(`loop devices of ${temp}`, () => detachLoopsOf(temp), { kind: 'loop', file: temp });
     const device = await attachLoop({ file: temp, offsetBytes: plan.partition.offsetBytes, sizeLimitBytes: plan.fsSizeBytes, signal });
     checkAborted(signal, 'loop attach');
     phase('mkfs', `mkfs.xfs ${formatSize(plan.fsSizeBytes)} on ${device}`);
@@ -415,8 +456,8 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
       checkAborted(signal, 'mkfs');
       phase('populate', `copying ${populateDir}`);
       const dir = await fs.mkdtemp(`${dirname(temp)}/.mkimage-mnt-`);
-      const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir));
-      const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir));
+      const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir), { kind: 'dir', path: dir });
+      const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir), { kind: 'mount', path: dir });
       await mount(device, dir, 'xfs', [], signal);
       await copyTree(populateDir, dir, signal);
       await undo.settle(mountUndo);
@@ -497,135 +538,142 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
   };
   let plan = await planCreate(o);
   const ids = makeIds(o);
-  const { zfsFlavour } = await preflight(o, plan);
-  if (o.import?.length) {
-    if (plan.fs !== 'zfs') throw new UsageError('--import needs --fs zfs: layers live in the pool', { import: o.import });
-    // Read and checked (manifests, blobs) before anything is written: a bad source leaves nothing.
-    const { readSources } = await import('../layers/source.js');
-    await readSources(o.import);
-  }
   const target = resolve(o.path);
-  const sparse = o.sparse ?? false;
-
-  let pool: BuildPoolResult | undefined;
-  let built: FromBuild | undefined;
+  // The lock of the target (its file when it exists, else its path) for the whole run: two
+  // creates of one path, or a create --force and an attach of the image, never overlap.
+  const lock = await lockImage(target, { waitSeconds: o.waitSeconds, onWait: o.onWait, signal: o.signal });
   try {
-    await withUndo(o.signal, async (undo) => {
-      if (o.from) {
-        phase('layers', `flattening ${o.from.sources.join(' ')}`);
-        built = await buildFrom(o, plan, target, ids, undo, phase);
-        plan = built.plan;
-      }
-      const headerWrites = buildHeader(plan, ids);
-      if (built) headerWrites.push({ offsetBytes: SOURCE_RECORD_OFFSET_BYTES, data: encodeSourceRecord(built.prepared.record), what: 'source record' });
-      const temp = tempPathFor(target);
-      phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
-      // Recorded first: the file exists as soon as open(2) returns, and sizing it can still fail.
-      undo.push(`temporary file ${temp}`, () => removeIfExists(temp));
-      await createSparseFile(temp, plan.sizeBytes);
-      if (!sparse) {
-        try {
-          await fallocate(temp, 0, plan.sizeBytes, o.signal);
-        } catch (e) {
-          if (!isNoSpace(e)) throw e;
-          const free = await freeBytes(dirname(target));
-          throw new NoSpaceError(
-            `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
-            { neededBytes: plan.sizeBytes, freeBytes: free },
-            { cause: e },
-          );
+    await beforeWriting(o, target);
+    const { zfsFlavour } = await preflight(o, plan);
+    if (o.import?.length) {
+      if (plan.fs !== 'zfs') throw new UsageError('--import needs --fs zfs: layers live in the pool', { import: o.import });
+      // Read and checked (manifests, blobs) before anything is written: a bad source leaves nothing.
+      const { readSources } = await import('../layers/source.js');
+      await readSources(o.import);
+    }
+    const sparse = o.sparse ?? false;
+
+    let pool: BuildPoolResult | undefined;
+    let built: FromBuild | undefined;
+    try {
+      await withUndo(o.signal, async (undo) => {
+        if (o.from) {
+          phase('layers', `flattening ${o.from.sources.join(' ')}`);
+          built = await buildFrom(o, plan, target, ids, undo, phase);
+          plan = built.plan;
         }
+        const headerWrites = buildHeader(plan, ids);
+        if (built) headerWrites.push({ offsetBytes: SOURCE_RECORD_OFFSET_BYTES, data: encodeSourceRecord(built.prepared.record), what: 'source record' });
+        const temp = tempPathFor(target);
+        phase('allocate', `${sparse ? 'sparse' : 'preallocated'} ${formatSize(plan.sizeBytes)} file`);
+        // Recorded first: the file exists as soon as open(2) returns, and sizing it can still fail.
+        undo.push(`temporary file ${temp}`, () => removeIfExists(temp), { kind: 'file', path: temp });
+        await createSparseFile(temp, plan.sizeBytes);
+        if (!sparse) {
+          try {
+            await fallocate(temp, 0, plan.sizeBytes, o.signal);
+          } catch (e) {
+            if (!isNoSpace(e)) throw e;
+            const free = await freeBytes(dirname(target));
+            throw new NoSpaceError(
+              `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
+              { neededBytes: plan.sizeBytes, freeBytes: free },
+              { cause: e },
+            );
+          }
+        }
+        phase('header', 'writing MBR/GPT and PFN info block');
+        await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
+        pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour, built);
+        if (built) await undo.settle(built.prepared.cleanup);
+        phase('publish', `renaming into place as ${o.path}`);
+        await fsyncFile(temp);
+        checkAborted(o.signal, 'publish');
+        await publish(temp, target, o.force ?? false);
+        undo.commit();
+      }, { journal: { target, pools: o.zfs ? [o.zfs.pool] : [] } });
+    } catch (e) {
+      throw fileError(e, o.path, plan.sizeBytes);
+    }
+    let attached: AttachedImage | undefined;
+    if (o.zfs?.mount !== undefined) {
+      // The pool is imported again from the final path (a loop device records the path it was
+      // attached with): the image is complete and in place whatever happens now.
+      try {
+        phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
+        const { attachImage } = await import('./attach.js');
+        attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
+      } catch (e) {
+        if (e instanceof MkimageError) e.message = `${o.path} was created and is complete, but attaching it failed: ${e.message} (retry with: mkimage attach ${o.path} --mount ${o.zfs.mount})`;
+        throw e;
       }
-      phase('header', 'writing MBR/GPT and PFN info block');
-      await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
-      pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour, built);
-      if (built) await undo.settle(built.prepared.cleanup);
-      phase('publish', `renaming into place as ${o.path}`);
-      await fsyncFile(temp);
-      checkAborted(o.signal, 'publish');
-      await publish(temp, target, o.force ?? false);
-      undo.commit();
-    });
-  } catch (e) {
-    throw fileError(e, o.path, plan.sizeBytes);
-  }
-  let attached: AttachedImage | undefined;
-  if (o.zfs?.mount !== undefined) {
-    // The pool is imported again from the final path (a loop device records the path it was
-    // attached with): the image is complete and in place whatever happens now.
-    try {
-      phase('attach', `importing ${o.zfs.pool} at ${o.zfs.mount}`);
-      const { attachImage } = await import('./attach.js');
-      attached = await attachImage(target, { mount: o.zfs.mount, owner: o.zfs.owner, signal: o.signal });
-    } catch (e) {
-      if (e instanceof MkimageError) e.message = `${o.path} was created and is complete, but attaching it failed: ${e.message} (retry with: mkimage attach ${o.path} --mount ${o.zfs.mount})`;
-      throw e;
     }
-  }
-  let imported: ImportResult | undefined;
-  if (o.import?.length && pool) {
-    phase('import', `importing ${o.import.length} source${o.import.length === 1 ? '' : 's'} into ${pool.pool}`);
-    const { importLayers } = await import('./layers.js');
-    try {
-      imported = await importLayers(target, o.import, { signal: o.signal, mount: o.zfs?.mount, onEvent: o.onImportEvent });
-    } catch (e) {
-      const { destroyImage } = await import('./attach.js');
-      await destroyImage(target, { yes: true }).catch(() => undefined);
-      throw e;
+    let imported: ImportResult | undefined;
+    if (o.import?.length && pool) {
+      phase('import', `importing ${o.import.length} source${o.import.length === 1 ? '' : 's'} into ${pool.pool}`);
+      const { importLayers } = await import('./layers.js');
+      try {
+        imported = await importLayers(target, o.import, { signal: o.signal, mount: o.zfs?.mount, onEvent: o.onImportEvent, waitSeconds: o.waitSeconds, onWait: o.onWait });
+      } catch (e) {
+        const { destroyImage } = await import('./attach.js');
+        await destroyImage(target, { yes: true }).catch(() => undefined);
+        throw e;
+      }
+      // The datasets the import made belong in the summary (each layer, and its @extracted).
+      const fresh = imported.images.flatMap((i) => i.layers).filter((l) => l.status === 'extracted');
+      pool = {
+        ...pool,
+        datasets: [...new Set([...pool.datasets, ...fresh.map((l) => l.dataset)])],
+        snapshots: [...new Set([...pool.snapshots, ...fresh.map((l) => `${l.dataset}@extracted`)])],
+      };
     }
-    // The datasets the import made belong in the summary (each layer, and its @extracted).
-    const fresh = imported.images.flatMap((i) => i.layers).filter((l) => l.status === 'extracted');
-    pool = {
-      ...pool,
-      datasets: [...new Set([...pool.datasets, ...fresh.map((l) => l.dataset)])],
-      snapshots: [...new Set([...pool.snapshots, ...fresh.map((l) => `${l.dataset}@extracted`)])],
+    timings[current] = (timings[current] ?? 0) + (performance.now() - t);
+
+    return {
+      path: o.path,
+      requestedBytes: plan.requestedBytes,
+      sizeBytes: plan.sizeBytes,
+      roundedUpBytes: plan.roundedUpBytes,
+      alignBytes: plan.imageAlignBytes,
+      allocatedBytes: await allocatedBytes(target),
+      sparse,
+      fs: plan.fs,
+      memmap: plan.memmap,
+      table: plan.table,
+      layout: {
+        pfnOffsetBytes: plan.pfn.offsetBytes,
+        dataOffBytes: plan.pfn.dataOffBytes,
+        partitionOffsetBytes: plan.partition.offsetBytes,
+        partitionSizeBytes: plan.partition.sizeBytes,
+        partitionStartLba: plan.partition.startLba,
+        partitionSectorCount: plan.partition.sectorCount,
+        fsSizeBytes: plan.fsSizeBytes,
+        pmemSizeBytes: plan.pmemSizeBytes,
+      },
+      ids: {
+        pfnUuid: ids.pfnUuid,
+        fsUuid: ids.fsUuid,
+        diskSignature: formatDiskSignature(ids.diskSignature),
+        diskGuid: ids.diskGuid.toLowerCase(),
+        partitionGuid: ids.partitionGuid.toLowerCase(),
+        partitionName: ids.partitionName,
+      },
+      zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
+      imported,
+      from: built && {
+        layers: built.prepared.layers,
+        ...(built.prepared.source.reference ? { reference: built.prepared.source.reference } : {}),
+        ...(built.prepared.source.manifestDigest ? { manifestDigest: built.prepared.source.manifestDigest } : {}),
+        ...(built.prepared.source.configDigest ? { configDigest: built.prepared.source.configDigest } : {}),
+        diffIds: built.prepared.source.diffIds,
+        entries: built.prepared.walk.entries.length,
+        contentBytes: built.prepared.walk.bytes,
+        autoSize: o.size === 'auto',
+        fixes: built.fixes,
+      },
+      timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
     };
+  } finally {
+    await lock.release();
   }
-  timings[current] = (timings[current] ?? 0) + (performance.now() - t);
-
-  return {
-    path: o.path,
-    requestedBytes: plan.requestedBytes,
-    sizeBytes: plan.sizeBytes,
-    roundedUpBytes: plan.roundedUpBytes,
-    alignBytes: plan.imageAlignBytes,
-    allocatedBytes: await allocatedBytes(target),
-    sparse,
-    fs: plan.fs,
-    memmap: plan.memmap,
-    table: plan.table,
-    layout: {
-      pfnOffsetBytes: plan.pfn.offsetBytes,
-      dataOffBytes: plan.pfn.dataOffBytes,
-      partitionOffsetBytes: plan.partition.offsetBytes,
-      partitionSizeBytes: plan.partition.sizeBytes,
-      partitionStartLba: plan.partition.startLba,
-      partitionSectorCount: plan.partition.sectorCount,
-      fsSizeBytes: plan.fsSizeBytes,
-      pmemSizeBytes: plan.pmemSizeBytes,
-    },
-    ids: {
-      pfnUuid: ids.pfnUuid,
-      fsUuid: ids.fsUuid,
-      diskSignature: formatDiskSignature(ids.diskSignature),
-      diskGuid: ids.diskGuid.toLowerCase(),
-      partitionGuid: ids.partitionGuid.toLowerCase(),
-      partitionName: ids.partitionName,
-    },
-    zfs: pool && { ...pool, flavour: pool.flavour.description, attached },
-    imported,
-    from: built && {
-      layers: built.prepared.layers,
-      ...(built.prepared.source.reference ? { reference: built.prepared.source.reference } : {}),
-      ...(built.prepared.source.manifestDigest ? { manifestDigest: built.prepared.source.manifestDigest } : {}),
-      ...(built.prepared.source.configDigest ? { configDigest: built.prepared.source.configDigest } : {}),
-      diffIds: built.prepared.source.diffIds,
-      entries: built.prepared.walk.entries.length,
-      contentBytes: built.prepared.walk.bytes,
-      autoSize: o.size === 'auto',
-      fixes: built.fixes,
-    },
-    timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
-  };
 }
-

@@ -14,6 +14,8 @@ import { PFN_INFO_OFFSET_BYTES, SECTOR_BYTES } from '../layout/units.js';
 import { bytesToGuid, bytesToUuid } from '../layout/uuid.js';
 import { SOURCE_RECORD_BYTES, SOURCE_RECORD_OFFSET_BYTES, decodeSourceRecord, type SourceRecord } from '../layout/source-record.js';
 import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
+import { run as defaultRun, type Runner } from '../tools/exec.js';
+import { loopsOfFile } from '../tools/losetup.js';
 
 /** The bytes read from the start: MBR, GPT header, PFN block, GPT entries at LBA 16..47. */
 const HEAD_BYTES = 24 * 1024;
@@ -71,6 +73,12 @@ export interface ImageReport {
   /** No problem at all: host tools and a guest kernel both accept the image. */
   ok: boolean;
   guest: { accepts: boolean; pmemSizeBytes?: number; namespaceMode: 'fsdax' | 'raw' | 'none' };
+  /**
+   * A ZFS image: its label's state and whether it is attached here (a loop device of the file at
+   * the partition's offset). A pool neither exported nor attached here is in use elsewhere (a
+   * running guest, another host) or was left by a crash: a problem (`zfs.state`).
+   */
+  pool?: { state: string; attachedHere: boolean; loopDevices: string[]; hostname?: string; hostid?: string };
 }
 
 /**
@@ -271,5 +279,30 @@ export async function readSourceRecord(path: string): Promise<SourceRecord | und
   return rec.record;
 }
 
-/** The inspect job: the report; its `ok` says whether host tools and a guest accept the image. */
-export const inspectImage = readImageHeader;
+/**
+ * The inspect job: the report; its `ok` says whether host tools and a guest accept the image. For a
+ * ZFS image also the pool's state: one not cleanly exported and not attached here is a problem.
+ */
+export async function inspectImage(path: string, run: Runner = defaultRun): Promise<ImageReport> {
+  const report = await readImageHeader(path);
+  const fsFound = report.filesystem;
+  if (fsFound?.type !== 'zfs' || !report.partition) return report;
+  const z = fsFound as DetectedZfsLabel & { type: 'zfs' };
+  let loops: string[] = [];
+  if (z.state !== 'exported') {
+    const offset = report.partition.offsetBytes;
+    loops = (await loopsOfFile(path, run).catch(() => [])).filter((l) => l.offsetBytes === offset).map((l) => l.name);
+  }
+  report.pool = { state: z.state, attachedHere: loops.length > 0, loopDevices: loops };
+  if (z.hostname !== undefined) report.pool.hostname = z.hostname;
+  if (z.hostid !== undefined) report.pool.hostid = z.hostid;
+  if (z.state !== 'exported' && !loops.length) {
+    const host = `${z.hostname ? `host ${z.hostname}` : 'an unknown host'}${z.hostid ? `, hostid ${z.hostid}` : ''}`;
+    report.problems.push({
+      field: 'zfs.state',
+      message: `pool ${z.pool} is ${z.state}, not exported, and not attached here (last imported by ${host}): in use by another system (a running guest, another host, a copy of an attached image) or left by a crash; mkimage attach refuses it without --force`,
+    });
+    report.ok = false;
+  }
+  return report;
+}

@@ -17,8 +17,9 @@ import { dirname, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { removeEmptyTree } from '../file/empty-dirs.js';
 import { MkimageError } from '../errors.js';
-import { withImageLock } from '../guard/lock.js';
-import { attachImage, detachImage, type AttachedImage } from './attach.js';
+import { withImageLock, type LockOptions } from '../guard/lock.js';
+import { Undo } from '../undo.js';
+import { attachImage, detachImage, lockOptions, readImageZfs, type AttachedImage } from './attach.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { Zfs, checkDatasetPath, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
 import type { PackageResult } from '../layers/package.js';
@@ -38,8 +39,9 @@ export interface LayerJobOptions {
   runtimeDir?: string;
   /** Set owners and create devices while applying layers (default: running as root). */
   isRoot?: boolean;
-  /** Seconds to wait for another mkimage command on the image (layers rm/prune; default 60). */
+  /** Seconds to wait for another command holding the image's lock (default 60; 0: fail at once). */
   waitSeconds?: number;
+  onWait?: LockOptions['onWait'];
 }
 
 export interface JobContext {
@@ -59,6 +61,12 @@ export async function withLayerStore<T>(
   body: (store: LayerStore, ctx: JobContext) => Promise<T>,
   { ensure }: { ensure: boolean } = { ensure: false },
 ): Promise<T & JobContext> {
+  await readImageZfs(image); // a missing or foreign file is refused before waiting for a lock
+  // The image's lock for the whole job: attach, the work, detach (nested locks share it).
+  return withImageLock(image, lockOptions(o), () => layerJob(image, o, body, ensure));
+}
+
+async function layerJob<T>(image: string, o: LayerJobOptions, body: (store: LayerStore, ctx: JobContext) => Promise<T>, ensure: boolean): Promise<T & JobContext> {
   const run = o.run ?? defaultRun;
   const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
   // The first directory of --mount that is not there yet: attaching makes it, and when this job
@@ -67,6 +75,15 @@ export async function withLayerStore<T>(
   // --mount is the altroot for an image this job attaches; one attached already stays where it is.
   const attached: AttachedImage = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });
   const ctx: JobContext = { pool: attached.pool, attachedByJob: !attached.alreadyAttached };
+  // Journaled: a job killed while it has the image attached for itself leaves it to be detached
+  // by the next command (jobs/recover.ts), not attached for good.
+  const st = await fs.stat(attached.file);
+  const id = { path: attached.file, dev: st.dev, ino: st.ino };
+  const undo = new Undo({ journal: { image: id, pools: [attached.pool] } });
+  const detach = () => detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+  const detachStep = ctx.attachedByJob
+    ? undo.push(`attachment of ${attached.file}`, async () => void (await detach()), { kind: 'attached', file: attached.file, dev: st.dev, ino: st.ino, pool: attached.pool, guid: attached.guid })
+    : undefined;
   let result: T;
   try {
     if (o.base !== undefined) checkDatasetPath(o.base, attached.pool, '--base');
@@ -74,9 +91,9 @@ export async function withLayerStore<T>(
     const store = await LayerStore.open(zfs, o.base ? `${attached.pool}/${o.base}` : attached.pool, { signal: o.signal, isRoot: o.isRoot, ensure });
     result = await body(store, ctx);
   } catch (error) {
-    if (ctx.attachedByJob) {
+    if (detachStep !== undefined) {
       try {
-        await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+        await undo.settle(detachStep);
       } catch (detachError) {
         if (error instanceof MkimageError) {
           error.data.detachError = (detachError as Error).message;
@@ -87,10 +104,9 @@ export async function withLayerStore<T>(
     if (ctx.attachedByJob && madeMount) await removeEmptyTree(madeMount).catch(() => undefined);
     throw error;
   }
-  if (ctx.attachedByJob) {
-    await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
-    if (madeMount) await removeEmptyTree(madeMount);
-  }
+  if (detachStep !== undefined) await undo.settle(detachStep);
+  undo.release();
+  if (ctx.attachedByJob && madeMount) await removeEmptyTree(madeMount);
   return Object.assign(result as object, ctx) as T & JobContext;
 }
 
@@ -163,7 +179,7 @@ export async function removeRuntime(image: string, id: string, o: LayerJobOption
 
 /** withLayerStore under the image's lock, for the housekeeping commands. */
 function lockedStore<T>(image: string, o: LayerJobOptions, command: string, body: (store: LayerStore) => Promise<T>): Promise<T & JobContext> {
-  return withImageLock(image, { waitSeconds: o.waitSeconds, command, signal: o.signal }, () => withLayerStore(image, o, body));
+  return withImageLock(image, { ...lockOptions(o), command }, () => withLayerStore(image, o, body));
 }
 
 export async function removeLayer(image: string, digest: string, o: LayerJobOptions = {}): Promise<{ layer: LayerInfo; droppedRefs: string[] } & JobContext> {

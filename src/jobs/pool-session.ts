@@ -5,7 +5,7 @@
  * housekeeping commands run through it.
  */
 import { MkimageError } from '../errors.js';
-import { withImageLock } from '../guard/lock.js';
+import { withImageLock, type LockOptions } from '../guard/lock.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { Zfs, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
 import { attachImage, detachImage, type AttachedImage } from './attach.js';
@@ -21,6 +21,8 @@ export interface PoolJobOptions {
   runtimeDir?: string;
   /** Seconds to wait for another mkimage command on the image (default 60). */
   waitSeconds?: number;
+  /** Called once when another command holds the image and this one starts to wait. */
+  onWait?: LockOptions['onWait'];
   /** What this command is, for a waiter's message. */
   command?: string;
 }
@@ -34,7 +36,7 @@ export interface PoolSession {
 }
 
 export async function withPool<T>(image: string, o: PoolJobOptions, body: (s: PoolSession) => Promise<T>): Promise<T> {
-  return withImageLock(image, { waitSeconds: o.waitSeconds, command: o.command, signal: o.signal }, async () => {
+  return withImageLock(image, { waitSeconds: o.waitSeconds, onWait: o.onWait, command: o.command, signal: o.signal }, async () => {
     const run = o.run ?? defaultRun;
     const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
     const attached = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });

@@ -52,7 +52,7 @@ import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
 import { mount, umount } from '../tools/mount.js';
 import { xfsGrowfs } from '../tools/xfs-growfs.js';
 import { Zfs, detectFlavour, zpoolOnlineExpandArgs } from '../tools/zfs.js';
-import { withImageLock } from '../guard/lock.js';
+import { withImageLock, type LockOptions } from '../guard/lock.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import { readImageHeader, type ImageReport } from './inspect.js';
 
@@ -68,6 +68,8 @@ export interface ResizeOptions {
   alignBytes?: number;
   /** Seconds to wait for another mkimage command on this image (default 60). */
   waitSeconds?: number;
+  /** Called once when another command holds the image and this one starts to wait. */
+  onWait?: LockOptions['onWait'];
   signal?: AbortSignal;
   onProgress?: (event: { phase: string; message: string }) => void;
   /** Tests: stands between mkimage and its tools. */
@@ -332,7 +334,7 @@ export async function resizeImage(o: ResizeOptions): Promise<ResizeResult> {
   } catch (e) {
     throw new InvalidImageError(`cannot open ${o.path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: o.path }, { cause: e });
   }
-  return withImageLock(file, { waitSeconds: o.waitSeconds, command: `mkimage resize ${o.path}`, signal: o.signal }, async () => {
+  return withImageLock(file, { waitSeconds: o.waitSeconds, onWait: o.onWait, command: `mkimage resize ${o.path}`, signal: o.signal }, async () => {
     const report = await readImageHeader(file);
     report.path = o.path;
     const rp = planResize(report, o.size, o.alignBytes);

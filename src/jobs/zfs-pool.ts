@@ -73,6 +73,8 @@ export interface PoolRequest {
 export interface BuildPoolOptions extends PoolRequest {
   /** The loop device of the partition (the pool's one vdev). */
   device: string;
+  /** The file behind `device` (the temporary image): what the journal names the pool's device by. */
+  file?: string;
   signal?: AbortSignal;
   /** Tests: a Runner standing between mkimage and zpool/zfs. */
   run?: Runner;
@@ -278,11 +280,11 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   checkAborted(signal, 'zpool create');
 
   const altroot = await fs.mkdtemp(join(tmpdir(), 'mkimage-zpool-'));
-  const altrootUndo = undo.push(`pool build directory ${altroot}`, () => removeBuildDir(altroot));
+  const altrootUndo = undo.push(`pool build directory ${altroot}`, () => removeBuildDir(altroot), { kind: 'dir', path: altroot });
   // Pushed before `zpool create` runs: a create that fails after making the pool (zfs-fuse exits 1
   // when it cannot mount) or is killed by a signal still has its pool destroyed.
   const cleanup = zfs.forCleanup();
-  const poolUndo = undo.push(`pool ${plan.pool}`, () => destroyIfOurs(cleanup, inCore, o.device));
+  const poolUndo = undo.push(`pool ${plan.pool}`, () => destroyIfOurs(cleanup, inCore, o.device), o.file ? { kind: 'pool', name: inCore, file: o.file, how: 'destroy' } : undefined);
   try {
     await zfs.zpool(
       zpoolCreateArgs(flavour, {

@@ -315,6 +315,14 @@ export class LayerStore {
    */
   private async removeStale(): Promise<string[]> {
     const stale = (await this.zfs.listDatasets(this.storage, 'filesystem')).map((d) => d.name).filter((n) => n.startsWith(`${this.storage}/${TMP_PREFIX}`));
+    if (stale.length) {
+      // A commit killed after promoting its temporary layer: the runtime became a clone of it.
+      // The runtime is promoted back first (it takes its snapshots back), then the layer can go.
+      const runtimes = parseGet((await this.zfs.zfs(zfsGetArgs(['origin'], this.runtime, true))).stdout);
+      for (const [name, p] of runtimes) {
+        if (!name.includes('@') && p.origin && stale.some((t) => p.origin!.startsWith(`${t}@`))) await retryBusy(() => this.zfs.zfs(zfsPromoteArgs(name)));
+      }
+    }
     for (const d of stale) await this.destroy(d, this.zfs);
     // `zfs get -r` lists snapshots too: their names, and every dataset's origin.
     const all = parseGet((await this.zfs.zfs(zfsGetArgs(['origin'], [this.storage, this.runtime], true))).stdout);

@@ -21,6 +21,10 @@ export interface LoopDevice {
   offsetBytes: number;
   sizeLimitBytes: number;
   readOnly: boolean;
+  /** The backing file's inode and device (major, minor): its identity, also once renamed or deleted. */
+  backIno?: number;
+  backMajor?: number;
+  backMinor?: number;
 }
 
 export function attachArgs(o: LoopAttachOptions): string[] {
@@ -60,24 +64,45 @@ export async function detachLoop(device: string, run: Runner = defaultRun): Prom
 }
 
 interface LosetupJson {
-  loopdevices?: Array<{ name: string; 'back-file'?: string | null; offset?: number | string; sizelimit?: number | string; ro?: boolean | string | number }>;
+  loopdevices?: Array<{
+    name: string;
+    'back-file'?: string | null;
+    offset?: number | string;
+    sizelimit?: number | string;
+    ro?: boolean | string | number;
+    'back-ino'?: number | string | null;
+    'back-maj:min'?: string | null;
+  }>;
 }
 
 /** Parses `losetup --json --list --output ...`; a deleted backing file shows as "PATH (deleted)". */
 export function parseLoopList(json: string): LoopDevice[] {
   if (!json.trim()) return [];
   const data = JSON.parse(json) as LosetupJson;
-  return (data.loopdevices ?? []).map((d) => ({
-    name: d.name,
-    backFile: String(d['back-file'] ?? ''),
-    offsetBytes: Number(d.offset ?? 0),
-    sizeLimitBytes: Number(d.sizelimit ?? 0),
-    readOnly: d.ro === true || d.ro === '1' || d.ro === 1,
-  }));
+  return (data.loopdevices ?? []).map((d) => {
+    const l: LoopDevice = {
+      name: d.name,
+      backFile: String(d['back-file'] ?? ''),
+      offsetBytes: Number(d.offset ?? 0),
+      sizeLimitBytes: Number(d.sizelimit ?? 0),
+      readOnly: d.ro === true || d.ro === '1' || d.ro === 1,
+    };
+    if (d['back-ino'] !== undefined && d['back-ino'] !== null) l.backIno = Number(d['back-ino']);
+    // losetup pads it: "     254:0  ".
+    const mm = /^\s*(\d+):(\d+)\s*$/.exec(d['back-maj:min'] ?? '');
+    if (mm) {
+      l.backMajor = Number(mm[1]);
+      l.backMinor = Number(mm[2]);
+    }
+    return l;
+  });
 }
 
+/** The columns mkimage lists: the backing file by name and by identity (inode, device). */
+const LIST_COLUMNS = 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO,BACK-INO,BACK-MAJ:MIN';
+
 export async function listLoops(run: Runner = defaultRun): Promise<LoopDevice[]> {
-  const r = await run('losetup', ['--json', '--list', '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO']);
+  const r = await run('losetup', ['--json', '--list', '--output', LIST_COLUMNS]);
   return parseLoopList(r.stdout);
 }
 
@@ -86,6 +111,6 @@ export async function listLoops(run: Runner = defaultRun): Promise<LoopDevice[]>
  * they were attached by, even after the file was renamed or deleted.
  */
 export async function loopsOfFile(file: string, run: Runner = defaultRun): Promise<LoopDevice[]> {
-  const r = await run('losetup', ['--json', '--list', '--associated', file, '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO']);
+  const r = await run('losetup', ['--json', '--list', '--associated', file, '--output', LIST_COLUMNS]);
   return parseLoopList(r.stdout);
 }

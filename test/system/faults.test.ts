@@ -276,13 +276,14 @@ describe('signals at each phase: the complete image or nothing, exit 130/143', (
 // -------------------------------------------------------------------------------------------------
 
 describe('missing tools: the error names the tool and the Debian package; nothing is created', () => {
-  // zfs-fuse and dpkg-query: how mkimage tells which ZFS runs.
-  const everything = ['fallocate', 'mkfs.ext4', 'mkfs.xfs', 'losetup', 'mount', 'umount', 'cp', 'zpool', 'zfs', 'zfs-fuse', 'dpkg-query', 'sh'];
+  // zfs-fuse and dpkg-query: how mkimage tells which ZFS runs; flock: the per-image lock.
+  const everything = ['fallocate', 'mkfs.ext4', 'mkfs.xfs', 'losetup', 'mount', 'umount', 'cp', 'zpool', 'zfs', 'zfs-fuse', 'dpkg-query', 'sh', 'flock'];
   const cases: Array<{ missing: string; args: string[]; pkg: RegExp; zfs?: boolean; populate?: boolean }> = [
     { missing: 'cp', args: ['--fs', 'xfs', '--size', '304M', '--sparse'], pkg: /coreutils/, populate: true },
     { missing: 'mount', args: ['--fs', 'xfs', '--size', '304M', '--sparse'], pkg: /mount \(util-linux\)/, populate: true },
     { missing: 'cp', args: ['--fs', 'zfs', '--pool', 'mkftmissing', '--size', '128M', '--sparse'], pkg: /coreutils/, zfs: true, populate: true },
     { missing: 'mkfs.ext4', args: ['--size', '64M', '--sparse'], pkg: /e2fsprogs/ },
+    { missing: 'flock', args: ['--size', '64M', '--sparse'], pkg: /util-linux/ },
     { missing: 'fallocate', args: ['--size', '64M'], pkg: /util-linux/ },
     { missing: 'mkfs.xfs', args: ['--fs', 'xfs', '--size', '304M', '--sparse'], pkg: /xfsprogs/ },
     { missing: 'losetup', args: ['--fs', 'xfs', '--size', '304M', '--sparse'], pkg: /mount \(util-linux\)/ },

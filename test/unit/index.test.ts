@@ -11,10 +11,14 @@ import * as api from '../../src/index.js';
 const VALUES = [
   // errors
   'MkimageError', 'UsageError', 'TargetExistsError', 'NoSpaceError', 'ToolMissingError', 'ToolFailedError', 'InvalidImageError',
-  'StructError', 'PermissionError', 'PoolError', 'LayerError', 'InterruptedError', 'isMkimageError',
+  'StructError', 'PermissionError', 'PoolError', 'LayerError', 'InterruptedError', 'BusyError', 'GuestInitMissingError', 'isMkimageError',
   // jobs
   'createImage', 'planCreate', 'inspectImage', 'qemuArgs', 'attachImage', 'detachImage', 'destroyImage', 'statusImages',
-  'importLayers', 'listLayers', 'exportLayer', 'createRuntime', 'commitRuntime', 'removeRuntime',
+  'importLayers', 'listLayers', 'exportLayer', 'createRuntime', 'commitRuntime', 'removeRuntime', 'removeLayer', 'pruneLayers',
+  'detachPool', 'destroyPoolByName', 'cleanLeftovers', 'resizeImage', 'planResize', 'snapshotImage', 'listSnapshots', 'sendImage', 'receiveImage',
+  'readSourceRecord',
+  // living with an image
+  'lockImage', 'withImageLock', 'readLockHolder', 'DEFAULT_LOCK_WAIT_SECONDS', 'fileUsers', 'assertNotInUse', 'recoverDeadJobs', 'listLeftovers',
   // plan and header
   'planLayout', 'minimumImageBytes', 'FS_TYPES', 'MEMMAP_MODES', 'TABLE_TYPES', 'buildHeader',
   // structs
@@ -22,6 +26,7 @@ const VALUES = [
   'makeMbr', 'makePartitionEntry', 'encodeMbr', 'decodeMbr', 'checkMbr', 'formatDiskSignature',
   'makeGpt', 'encodeGptHeader', 'decodeGptHeader', 'decodeGptEntries', 'describeGptEntry', 'checkGptHeader',
   'decodeVdevPhys', 'vdevPhysOffsets', 'detectFs', 'FS_MAGIC_PROBE_BYTES',
+  'encodeSourceRecord', 'decodeSourceRecord', 'checkSourceRecord', 'SOURCE_RECORD_OFFSET_BYTES', 'SOURCE_RECORD_BYTES',
   // sizes
   'KiB', 'MiB', 'GiB', 'TiB', 'SECTOR_BYTES', 'DAX_ALIGN_BYTES', 'PFN_INFO_OFFSET_BYTES', 'MAX_BYTES',
   'parseSize', 'formatSize', 'alignUp', 'alignDown', 'isAligned',

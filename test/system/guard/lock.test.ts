@@ -4,7 +4,7 @@
  * identity (rename, hard link) and not its name. Runs as any user (no root needed).
  */
 import { execa, type ResultPromise } from 'execa';
-import { link, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +87,18 @@ describe('per-image lock', () => {
     // Another file at the old name is another image.
     await writeFile(image, 'y');
     await withImageLock(image, { waitSeconds: 0 }, async () => undefined);
+    child.kill('SIGKILL');
+    await child;
+  });
+
+  it('a path not created yet is keyed by its directory\'s real path: two spellings of it are one lock', async () => {
+    const real = join(dir, 'real');
+    await mkdir(real);
+    await symlink(real, join(dir, 'via'));
+    const { child } = await holder(join(dir, 'via', 'new.img'), 60_000);
+    await expect(lockImage(join(real, 'new.img'), { waitSeconds: 0 })).rejects.toBeInstanceOf(BusyError);
+    await expect(lockImage(join(dir, 'via', '..', 'real', 'new.img'), { waitSeconds: 0 })).rejects.toBeInstanceOf(BusyError);
+    await withImageLock(join(real, 'other.img'), { waitSeconds: 0 }, async () => undefined);
     child.kill('SIGKILL');
     await child;
   });

@@ -129,6 +129,11 @@ describe('attach, detach, list (with a recording runner)', () => {
   it('listLoops asks for JSON with the columns parseLoopList reads', async () => {
     const { calls, run } = recorder(TWO_DEVICES);
     expect(await listLoops(run)).toHaveLength(2);
-    expect(calls[0]!.args).toEqual(['--json', '--list', '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO']);
+    expect(calls[0]!.args).toEqual(['--json', '--list', '--output', 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO,BACK-INO,BACK-MAJ:MIN']);
+  });
+  it("parseLoopList reads the backing file's identity: inode and padded major:minor, also once deleted", () => {
+    // losetup --json --list --output NAME,BACK-FILE,BACK-INO,BACK-MAJ:MIN (util-linux 2.38.1), file removed.
+    const json = '{"loopdevices": [{"name": "/dev/loop0", "back-file": "/tmp/i9-probe.img (deleted)", "back-ino": 2146404, "back-maj:min": "     254:0  "}]}';
+    expect(parseLoopList(json)[0]).toEqual({ name: '/dev/loop0', backFile: '/tmp/i9-probe.img (deleted)', offsetBytes: 0, sizeLimitBytes: 0, readOnly: false, backIno: 2146404, backMajor: 254, backMinor: 0 });
   });
 });
