@@ -388,7 +388,7 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     if (!file) {
       // --populate: mkfs.erofs straight from the directory, into a file next to the image.
       file = `${temp}.erofs`;
-      undo.push(`erofs file ${file}`, () => removeIfExists(file!));
+      undo.push(`erofs file ${file}`, () => removeIfExists(file!), { kind: 'file', path: file });
       phase('mkfs', `mkfs.erofs from ${o.populateDir}`);
       await mkfsErofs({ output: file, sourceDir: o.populateDir!, uuid: ids.fsUuid, sourceDateEpoch: o.sourceDateEpoch, signal });
       const bytes = (await fs.stat(file)).size;

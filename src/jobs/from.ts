@@ -439,7 +439,7 @@ export async function prepareFrom(o: FromOptions, target: string, undo: Undo, si
   const resolved = await resolveFrom(o);
   const base = await fs.mkdtemp(join(dirname(target), `.mkimage-from-${process.pid}-`));
   // rmSync: ~9,000 entries removed without a thread-pool round trip each (3 s less on a rootfs).
-  const cleanup = undo.push(`staging directory ${base}`, async () => rmSync(base, { recursive: true, force: true }));
+  const cleanup = undo.push(`staging directory ${base}`, async () => rmSync(base, { recursive: true, force: true }), { kind: 'dir', path: base, recursive: true });
   const stageDir = join(base, 'root');
   const workDir = join(base, 'work');
   await fs.mkdir(stageDir, 0o755);

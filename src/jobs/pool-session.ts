@@ -4,8 +4,10 @@
  * (detached again, or still attached when it was). The snapshot, send, receive and layer
  * housekeeping commands run through it.
  */
+import { promises as fs } from 'node:fs';
 import { MkimageError } from '../errors.js';
 import { withImageLock, type LockOptions } from '../guard/lock.js';
+import { Undo } from '../undo.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { Zfs, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
 import { attachImage, detachImage, type AttachedImage } from './attach.js';
@@ -41,23 +43,41 @@ export async function withPool<T>(image: string, o: PoolJobOptions, body: (s: Po
     const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
     const attached = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });
     const session: PoolSession = { zfs: new Zfs(flavour, run, o.signal), pool: attached.pool, attached, attachedByJob: !attached.alreadyAttached };
+    // Journaled as the layer jobs do: a job killed while it has the image attached for itself
+    // leaves it to be detached by the next command (jobs/recover.ts), not attached for good.
+    const st = await fs.stat(attached.file);
+    const undo = new Undo({ journal: { image: { path: attached.file, dev: st.dev, ino: st.ino }, pools: [attached.pool] } });
+    const detachStep = session.attachedByJob
+      ? undo.push(`attachment of ${attached.file}`, async () => void (await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir })), {
+          kind: 'attached',
+          file: attached.file,
+          dev: st.dev,
+          ino: st.ino,
+          pool: attached.pool,
+          guid: attached.guid,
+        })
+      : undefined;
     let result: T;
     try {
       result = await body(session);
     } catch (error) {
-      if (session.attachedByJob) {
+      let detached = true;
+      if (detachStep !== undefined) {
         try {
-          await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+          await undo.settle(detachStep);
         } catch (detachError) {
+          detached = false; // the journal keeps the step: the next command detaches it
           if (error instanceof MkimageError) {
             error.data.detachError = (detachError as Error).message;
             error.message += `; detaching ${image} failed too: ${(detachError as Error).message}`;
           }
         }
       }
+      if (detached) undo.release();
       throw error;
     }
-    if (session.attachedByJob) await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir });
+    if (detachStep !== undefined) await undo.settle(detachStep);
+    undo.release();
     return result;
   });
 }

@@ -52,7 +52,9 @@ import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
 import { mount, umount } from '../tools/mount.js';
 import { xfsGrowfs } from '../tools/xfs-growfs.js';
 import { Zfs, detectFlavour, zpoolOnlineExpandArgs } from '../tools/zfs.js';
+import { assertNotInUse } from '../guard/in-use.js';
 import { withImageLock, type LockOptions } from '../guard/lock.js';
+import { recoverDeadJobs } from './recover.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import { readImageHeader, type ImageReport } from './inspect.js';
 
@@ -261,7 +263,7 @@ async function umountIfMounted(dir: string, run: Runner): Promise<void> {
 async function withPartitionLoop(file: string, plan: LayoutPlan, undo: Undo, run: Runner, signal: AbortSignal | undefined, body: (device: string) => Promise<void>): Promise<void> {
   const offset = plan.partition.offsetBytes;
   const before = new Set((await loopsOfFile(file, run)).map((l) => l.name));
-  const loopUndo = undo.push(`loop device of ${file} at ${offset}`, () => detachLoopsAt(file, offset, before, run));
+  const loopUndo = undo.push(`loop device of ${file} at ${offset}`, () => detachLoopsAt(file, offset, before, run), { kind: 'loop', file, offsetBytes: offset, before: [...before] });
   const device = await attachLoop({ file, offsetBytes: offset, sizeLimitBytes: plan.fsSizeBytes, signal }, run);
   checkAborted(signal, 'loop attach');
   await body(device);
@@ -279,8 +281,8 @@ async function growExt4(file: string, plan: LayoutPlan, undo: Undo, run: Runner,
 async function growXfs(file: string, plan: LayoutPlan, undo: Undo, run: Runner, signal?: AbortSignal): Promise<void> {
   await withPartitionLoop(file, plan, undo, run, signal, async (device) => {
     const dir = await fs.mkdtemp(`${dirname(file)}/.mkimage-mnt-`);
-    const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir));
-    const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir, run));
+    const dirUndo = undo.push(`mount point ${dir}`, () => fs.rmdir(dir), { kind: 'dir', path: dir });
+    const mountUndo = undo.push(`mount ${dir}`, () => umountIfMounted(dir, run), { kind: 'mount', path: dir });
     await mount(device, dir, 'xfs', [], signal, run);
     checkAborted(signal, 'mount');
     await xfsGrowfs(dir, run);
@@ -335,6 +337,11 @@ export async function resizeImage(o: ResizeOptions): Promise<ResizeResult> {
     throw new InvalidImageError(`cannot open ${o.path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: o.path }, { cause: e });
   }
   return withImageLock(file, { waitSeconds: o.waitSeconds, onWait: o.onWait, command: `mkimage resize ${o.path}`, signal: o.signal }, async () => {
+    // As every job that changes an image: what a killed command left on it first, then nobody
+    // else may have it open or mapped (a running guest's memory backend).
+    const identity = await fs.stat(file);
+    await recoverDeadJobs({ image: { dev: identity.dev, ino: identity.ino }, paths: [file], pools: [] }, { run });
+    await assertNotInUse(file, 'resize');
     const report = await readImageHeader(file);
     report.path = o.path;
     const rp = planResize(report, o.size, o.alignBytes);
@@ -420,7 +427,7 @@ export async function resizeImage(o: ResizeOptions): Promise<ResizeResult> {
           steps.push('fs');
         }
         undo.commit();
-      });
+      }, { journal: { image: { path: file, dev: identity.dev, ino: identity.ino }, pools: [] } });
     } catch (e) {
       // From the new headers on nothing is taken back: the image is valid at its new size.
       if (headersDone && e instanceof MkimageError) {

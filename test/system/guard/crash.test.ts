@@ -1,5 +1,6 @@
 /**
- * kill -9 at every phase of create (ext4, xfs, zfs), attach, layers import and runtime commit,
+ * kill -9 at every phase of create (ext4, xfs, zfs, --from), attach, layers import, runtime commit,
+ * and at one phase each of resize and snapshot,
  * injected deterministically: a wrapper for the phase's tool, first on PATH, runs the real tool to
  * completion and then SIGKILLs mkimage (helpers/faults.ts, 'run-then-signal'). A SIGKILL runs no
  * undo: what the killed command made stays, recorded in its journal (/run/mkimage/jobs).
@@ -114,7 +115,19 @@ const withRuntime = async (img: string, p: string) => {
   expect((await mkimage(['detach', img])).exitCode).toBe(0);
 };
 
+const ext4Image = async (img: string) => {
+  const r = await mkimage(['--sparse', '--size', '64M', img]);
+  expect(r.exitCode, r.stderr).toBe(0);
+};
+
 const CASES: Case[] = [
+  // The commands added after the lock journal their work the same way: --from's staging tree,
+  // resize's loop device, snapshot's attachment.
+  ...['mkfs.ext4', 'debugfs'].map(
+    (tool): Case => ({ name: `create --from ext4: ${tool}`, args: async (img) => ['--from', await layerTar('f1', 'from'), '--size', '64M', img], tool, zfs: false }),
+  ),
+  { name: 'resize ext4: resize2fs', setup: ext4Image, args: (img) => ['resize', img, '--size', '96M'], tool: 'resize2fs', zfs: false },
+  { name: 'snapshot: zfs snapshot', setup: zfsImage, args: (img) => ['snapshot', img, 's1'], tool: 'zfs', when: 'snapshot', zfs: true },
   { name: 'create ext4: fallocate', args: (img) => ['--size', '64M', img], tool: 'fallocate', zfs: false },
   { name: 'create ext4: mkfs.ext4', args: (img) => ['--size', '64M', img], tool: 'mkfs.ext4', zfs: false },
   { name: 'create xfs: losetup', args: (img) => ['--fs', 'xfs', '--sparse', '--size', '320M', img], tool: 'losetup', when: '--find', zfs: false },
