@@ -112,6 +112,8 @@ export interface ApplyStats {
   skipped: number;
   /** Bytes of file data written. */
   bytes: number;
+  /** Extended attributes set (ApplyOptions.xattrs 'apply'). */
+  xattrsApplied: number;
   /** Extended attributes not applied (ApplyOptions.xattrs 'drop'), and the files that had them. */
   xattrsDropped: number;
   xattrsDroppedFiles: DroppedXattrs[];
@@ -180,7 +182,7 @@ interface DirMeta {
 }
 
 class Applier {
-  readonly stats: ApplyStats = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, opaques: 0, skipped: 0, bytes: 0, xattrsDropped: 0, xattrsDroppedFiles: [] };
+  readonly stats: ApplyStats = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, opaques: 0, skipped: 0, bytes: 0, xattrsApplied: 0, xattrsDropped: 0, xattrsDroppedFiles: [] };
   /** Archive directory path -> its resolved components (every one a real directory). */
   private dirCache = new Map<string, string[]>();
   /** Resolved paths this layer wrote ('a/b'), and every ancestor of one. */
@@ -194,6 +196,8 @@ class Applier {
     private readonly isRoot: boolean,
     private readonly runner: Runner,
     private readonly stage?: StagedTree,
+    /** Set each entry's extended attributes (ApplyOptions.xattrs 'apply'). */
+    private readonly setXattrs = false,
   ) {}
 
   /** Records what `rel` must be (staging only). */
@@ -452,7 +456,22 @@ class Applier {
         break;
       }
     }
+    // After chown and chmod, which clear security.capability. A hard link shares its target's.
+    if (this.setXattrs && !this.stage && entry.type !== 'hardlink') await this.applyXattrs(entry, path);
     this.markWritten(rel);
+  }
+
+  /**
+   * The entry's SCHILY.xattr.* attributes on what was just made, without following a symlink.
+   * Node has no setxattr: setfattr (Debian's attr) per attribute, hex-encoded so any bytes pass;
+   * few entries carry any (a Debian rootfs: one, usr/bin/ping's security.capability).
+   */
+  private async applyXattrs(entry: TarEntry, path: string): Promise<void> {
+    for (const [name, value] of Object.entries(entryXattrs(entry))) {
+      const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
+      await this.runner('setfattr', ['--no-dereference', '-n', name, ...(bytes.length ? ['-v', `0x${bytes.toString('hex')}`] : []), path]);
+      this.stats.xattrsApplied++;
+    }
   }
 
   /** A hard link's target as components: inside the root, by the same rules as entry paths. */
@@ -543,7 +562,7 @@ export async function applyEntries(entries: AsyncIterable<TarEntry>, rootDir: st
   const root = await fs.realpath(resolve(rootDir));
   const rootStat = await fs.lstat(root);
   if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
-  const applier = new Applier(root, options.stage ? false : (options.isRoot ?? process.getuid?.() === 0), options.runner ?? run, options.stage);
+  const applier = new Applier(root, options.stage ? false : (options.isRoot ?? process.getuid?.() === 0), options.runner ?? run, options.stage, options.xattrs === 'apply');
   for await (const entry of entries) {
     checkAborted(options.signal, 'layer extraction');
     const names = Object.keys(entryXattrs(entry));

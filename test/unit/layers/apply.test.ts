@@ -424,3 +424,31 @@ describe('extended attributes the target cannot hold', () => {
     });
   });
 });
+
+describe('extended attributes the target holds', () => {
+  it("'apply' sets each one (any bytes) on the file made, after its owner and mode; a hard link shares them", async () => {
+    const { applyEntries } = await import('../../../src/layers/apply.js');
+    const { readTar } = await import('../../../src/layers/tar-read.js');
+    await withTmp(async (root) => {
+      const tar = await tarOf([
+        { path: 'bin', type: 'directory' },
+        { path: 'bin/ping', type: 'file', text: 'ELF', mode: 0o755 },
+        { path: 'bin/ping2', type: 'hardlink', linkpath: 'bin/ping' },
+      ]);
+      // security.capability (cap_net_raw+ep, VFS_CAP_REVISION_2) needs root; user.* any owner.
+      const caps = Buffer.from('0000000200200000000000000000000000000000', 'hex');
+      const xattrs: Record<string, Record<string, Buffer>> = {
+        'bin/ping': { 'user.note': Buffer.from([0, 1, 0xff, 0x20]), ...(IS_ROOT ? { 'security.capability': caps } : {}) },
+      };
+      async function* withXattrs() {
+        for await (const e of readTar(chunksOf(tar))) yield Object.assign(e, xattrs[e.path] ? { xattrs: xattrs[e.path] } : {});
+      }
+      const stats = await applyEntries(withXattrs(), root, { xattrs: 'apply' });
+      expect(stats.xattrsApplied).toBe(IS_ROOT ? 2 : 1);
+      // Read back with getfattr, independently of mkimage's code.
+      const dump = await run('getfattr', ['--absolute-names', '-d', '-m', '-', '-e', 'hex', join(root, 'bin/ping2')]);
+      expect(dump.stdout).toContain('user.note=0x0001ff20');
+      if (IS_ROOT) expect(dump.stdout).toContain(`security.capability=0x${caps.toString('hex')}`);
+    });
+  });
+});
