@@ -37,6 +37,7 @@ import { encodeSourceRecord, SOURCE_RECORD_OFFSET_BYTES } from '../layout/source
 import { startFakeroot, type FakerootSession } from '../tools/fakeroot.js';
 import { ext4BytesFor, ext4Holds, fixExt4, fixHostTree, prepareFrom, tooSmall, type FromOptions, type PreparedFrom } from './from.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
+import { phaseClock } from './phases.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import { assertNotInUse } from '../guard/in-use.js';
 import { lockImage, type LockOptions } from '../guard/lock.js';
@@ -525,17 +526,9 @@ async function buildFrom(o: CreateOptions, provisional: LayoutPlan, target: stri
 }
 
 export async function createImage(o: CreateOptions): Promise<CreateResult> {
-  const timings: Record<string, number> = {};
-  let t = performance.now();
-  let current = 'plan';
-  const phase = (name: string, message: string) => {
-    const now = performance.now();
-    timings[current] = (timings[current] ?? 0) + (now - t);
-    t = now;
-    current = name;
-    checkAborted(o.signal, name);
-    o.onProgress?.({ phase: name, message });
-  };
+  const clock = phaseClock(o.signal, o.onProgress);
+  const phase = clock.phase;
+
   let plan = await planCreate(o);
   const ids = makeIds(o);
   const target = resolve(o.path);
@@ -627,7 +620,6 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
         snapshots: [...new Set([...pool.snapshots, ...fresh.map((l) => `${l.dataset}@extracted`)])],
       };
     }
-    timings[current] = (timings[current] ?? 0) + (performance.now() - t);
 
     return {
       path: o.path,
@@ -671,7 +663,7 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
         autoSize: o.size === 'auto',
         fixes: built.fixes,
       },
-      timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+      timings: clock.timings(),
     };
   } finally {
     await lock.release();

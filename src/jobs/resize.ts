@@ -55,6 +55,7 @@ import { Zfs, detectFlavour, zpoolOnlineExpandArgs } from '../tools/zfs.js';
 import { assertNotInUse } from '../guard/in-use.js';
 import { withImageLock, type LockOptions } from '../guard/lock.js';
 import { recoverDeadJobs } from './recover.js';
+import { phaseClock } from './phases.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
 import { readImageHeader, type ImageReport } from './inspect.js';
 
@@ -319,17 +320,9 @@ async function attachedPool(file: string, run: Runner, signal?: AbortSignal): Pr
 
 export async function resizeImage(o: ResizeOptions): Promise<ResizeResult> {
   const run = o.run ?? defaultRun;
-  const timings: Record<string, number> = {};
-  let t = performance.now();
-  let current = 'plan';
-  const phase = (name: string, message: string) => {
-    const now = performance.now();
-    timings[current] = (timings[current] ?? 0) + (now - t);
-    t = now;
-    current = name;
-    checkAborted(o.signal, name);
-    o.onProgress?.({ phase: name, message });
-  };
+  const clock = phaseClock(o.signal, o.onProgress);
+  const phase = clock.phase;
+
   let file: string;
   try {
     file = await fs.realpath(o.path);
@@ -442,7 +435,6 @@ export async function resizeImage(o: ResizeOptions): Promise<ResizeResult> {
       await attachImage(file, { run, mount: attached.altroot, signal: o.signal });
     }
     const newFs = await fsState(file, fsType, plan);
-    timings[current] = (timings[current] ?? 0) + (performance.now() - t);
     const st = await fs.stat(file);
     return {
       path: o.path,
@@ -459,7 +451,7 @@ export async function resizeImage(o: ResizeOptions): Promise<ResizeResult> {
       filesystem: { type: fsType, oldSizeBytes: oldFs.sizeBytes, sizeBytes: newFs.sizeBytes, size: poolSize, grown: steps.includes('fs') },
       steps,
       allocatedBytes: st.blocks * 512,
-      timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+      timings: clock.timings(),
     };
   });
 }
