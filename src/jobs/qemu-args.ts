@@ -99,7 +99,8 @@ export async function qemuArgs(path: string, o: QemuArgsOptions = {}): Promise<Q
   if ((o.init || o.guestInit === true) && !fsType) {
     throw new UsageError(`${path}: --init needs a root filesystem (ext4, xfs or erofs) in the image; it holds ${fs?.type ?? 'none'}`, { path });
   }
-  const guestInit = o.guestInit ?? guestInitOf(path, report);
+  // Only a root filesystem gets a command line: only then does the record matter.
+  const guestInit = o.guestInit ?? (fsType ? guestInitOf(path, report) : false);
   const init: KernelInit | undefined = guestInit && fsType
     ? { path: GUEST_INIT_PATH, args: o.init ? [o.init.path, ...(o.init.args ?? [])] : [] }
     : o.init;
