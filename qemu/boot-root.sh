@@ -2,10 +2,12 @@
 # boot-root.sh IMAGE [options] [-- ARGS...]
 #
 # Boots IMAGE AS THE ROOT filesystem of a stock Debian kernel with an initramfs made by Debian's
-# mkinitramfs (qemu/build-initramfs.sh; both cached), taking QEMU's device options AND the kernel
-# command line from `mkimage qemu-args --json --guest-init` (the repo's bin/mkimage.js, built): the
-# guest proves the product's own line. Waits for the guest to power off and prints on stdout ONE
-# line of JSON:
+# mkinitramfs (qemu/build-initramfs.sh; both cached), the way the README's "From a container image
+# to a running guest" shows it: QEMU's device options from `mkimage qemu-args -0 IMAGE` (read with
+# mapfile: paths with spaces) and the kernel command line from `mkimage qemu-args --cmdline IMAGE`
+# (the repo's bin/mkimage.js, built), which for an image built with --from runs its entrypoint
+# through /.mkimage/init with no flag: the guest proves the product's own line. Waits for the guest
+# to power off and prints on stdout ONE line of JSON:
 #
 #   {"exitStatus": N|null, "signal": N|null, "init": ["exit status 0", ...],
 #    "output": [...], "poweredOff": true|false, "panic": true|false, "tail": [...],
@@ -23,7 +25,8 @@
 # Options:
 #   --device nvdimm|virtio-pmem   (default nvdimm)
 #   --init PATH         run PATH instead of the entrypoint, with the ARGS after `--`
-#   --no-guest-init     the image has no /.mkimage/init: boot with `init=` of the kernel's choice
+#   --guest-init        qemu-args --guest-init (an image holding /.mkimage/init without a source record)
+#   --no-guest-init     qemu-args --no-guest-init (--init PATH runs as PID 1, not through /.mkimage/init)
 #   --readonly          the image read-only (mkimage qemu-args --readonly)
 #   --mem MIB           guest RAM (default 512)
 #   --append "ARGS"     more kernel arguments (after the console ones, before mkimage's)
@@ -43,14 +46,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2; exit 2; }
 die() { printf 'boot-root.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
 
-image='' device=nvdimm init='' guest_init=1 readonly=0 mem=512 append='' keep_log=''
+image='' device=nvdimm init='' guest_init='' readonly=0 mem=512 append='' keep_log=''
 timeout=${MKIMAGE_GUEST_TIMEOUT:-240} accel=${MKIMAGE_GUEST_ACCEL:-auto} cache=''
 init_args=()
 while (($#)); do
   case $1 in
     --device) device=${2:?}; shift ;;
     --init) init=${2:?}; shift ;;
-    --no-guest-init) guest_init=0 ;;
+    --guest-init) guest_init=--guest-init ;;
+    --no-guest-init) guest_init=--no-guest-init ;;
     --readonly) readonly=1 ;;
     --mem) mem=${2:?}; shift ;;
     --append) append="$append ${2?}"; shift ;;
@@ -82,17 +86,23 @@ cache=$(dirname "$initrd")
 kernel=$cache/vmlinuz
 [[ ${MKIMAGE_GUEST_PVH:-1} != 0 && -s $cache/vmlinux ]] && kernel=$cache/vmlinux
 
-# The product's own QEMU options and kernel command line.
-mk=(qemu-args --json --mem "${mem}M" --device "$device")
-((guest_init)) && mk+=(--guest-init)
-((readonly)) && mk+=(--readonly)
-[[ -n $init ]] && mk+=(--init "$init")
-mk+=("$image")
-((${#init_args[@]} == 0)) || mk+=(-- "${init_args[@]}")
-json=$(node "$here/../bin/mkimage.js" "${mk[@]}" 2>&1) || die "mkimage qemu-args refused $image: $json" 1
-mapfile -t dev_args < <(node -e 'for (const a of JSON.parse(process.argv[1]).args) console.log(a)' "$json")
-root_cmdline=$(node -e 'const j = JSON.parse(process.argv[1]); if (!j.cmdline) process.exit(1); console.log(j.cmdline)' "$json") ||
-  die "$image holds no root filesystem mkimage can boot (ext4, xfs, erofs)" 1
+# The product's own QEMU options and kernel command line, as the README runs them.
+mkimage=(node "$here/../bin/mkimage.js")
+opts=(--mem "${mem}M" --device "$device")
+[[ -n $guest_init ]] && opts+=("$guest_init")
+((readonly)) && opts+=(--readonly)
+line=(--cmdline)
+[[ -n $init ]] && line+=(--init "$init")
+((${#init_args[@]} == 0)) || init_args=(-- "${init_args[@]}")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mkimage-root.XXXXXX")
+if ! "${mkimage[@]}" qemu-args -0 "${opts[@]}" "$image" >"$tmp/args" 2>"$tmp/err"; then
+  msg=$(cat "$tmp/err"); rm -rf "$tmp"; die "mkimage qemu-args refused $image: $msg" 1
+fi
+mapfile -d '' dev_args <"$tmp/args"
+if ! root_cmdline=$("${mkimage[@]}" qemu-args "${line[@]}" "${opts[@]}" "$image" "${init_args[@]}" 2>"$tmp/err"); then
+  msg=$(cat "$tmp/err"); rm -rf "$tmp"; die "mkimage qemu-args --cmdline refused $image: $msg" 1
+fi
+rm -rf "$tmp"
 # no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can fail ("IO-APIC +
 # timer doesn't work!", a panic at 0.05 s); seen once in ~20 boots at load 11 on 2 cores.
 cmdline="console=ttyS0 panic=-1 quiet no_timer_check${append} ${root_cmdline}"

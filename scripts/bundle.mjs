@@ -26,6 +26,10 @@ export async function bundleCli(outdir = resolve(REPO, 'dist/bundle')) {
     target: 'node20',
     format: 'cjs',
     sourcemap: true,
+    // CommonJS has no import.meta: src/guest/init.ts finds dist/guest/mkimage-init from its own
+    // URL, which in the bundle is the bundle file's (dist/bundle/cli.cjs: two levels down, too).
+    define: { 'import.meta.url': '__mkimageBundleUrl' },
+    banner: { js: "const __mkimageBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
     logLevel: 'warning',
   });
 }

@@ -21,7 +21,7 @@ export function formatReport(r: ImageReport): string {
   } else {
     lines.push('  filesystem: none found at the data offset');
   }
-  if (r.source) lines.push(`  source: ${r.source.reference ?? '(unnamed: layer tars)'}${r.source.manifestDigest ? ` ${r.source.manifestDigest}` : ''}${r.source.configDigest ? `, config ${r.source.configDigest}` : ''}${r.source.hasGuestConfig ? ', /.mkimage/config.json' : ''}`);
+  if (r.source) lines.push(`  source: ${r.source.reference ?? '(unnamed: layer tars)'}${r.source.manifestDigest ? ` ${r.source.manifestDigest}` : ''}${r.source.configDigest ? `, config ${r.source.configDigest}` : ''}${r.source.hasGuestConfig ? ', boots /.mkimage/init' : ''}`);
   lines.push(r.guest.accepts ? `  guest: /dev/pmem0 of ${formatSize(r.guest.pmemSizeBytes!)} in fsdax mode` : `  guest: rejects the PFN info block (${r.guest.namespaceMode === 'raw' ? 'raw /dev/pmem0 of the whole file, no DAX' : 'no /dev/pmem0'})`);
   for (const p of r.problems) lines.push(`  problem: ${p.field}: ${p.message}`);
   lines.push(r.ok ? '  verdict: ok' : `  verdict: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`);

@@ -1,6 +1,6 @@
 /**
  * `mkimage qemu-args IMAGE [--mem SIZE] [--readonly] [--device nvdimm|virtio-pmem] [--cmdline]
- *  [--guest-init] [--init PATH [-- ARGS...]] [--json]`
+ *  [--guest-init|--no-guest-init] [--init PATH [-- ARGS...]] [--json]`
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
@@ -30,7 +30,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--readonly', 'share the image read-only (readonly=on; unarmed=on for an NVDIMM)')
     .option('--device <type>', `how the guest sees the image: ${PMEM_DEVICES.join(' or ')}`, 'nvdimm')
     .option('--cmdline', 'print the kernel command line that boots /dev/pmem0 as the root instead (ext4, xfs, erofs; exit 2 for others)')
-    .option('--guest-init', 'the image holds /.mkimage/init and /.mkimage/config.json: the command line runs its entrypoint')
+    .option('--guest-init', 'boot through /.mkimage/init (runs the config\'s entrypoint) although the image has no source record saying so (made with --populate)')
+    .option('--no-guest-init', 'an image built with --from: let the kernel run --init PATH as PID 1 instead of /.mkimage/init')
     .option('--init <path>', 'run PATH (inside the image) instead of the entrypoint, with ARGS after --')
     .option('-0, --null', 'print each argument followed by a NUL byte, for xargs -0 or mapfile -d \'\' (paths with spaces)')
     .option('--json', 'print args, kernel command line and mount hint as JSON')

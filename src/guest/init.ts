@@ -9,7 +9,9 @@
  *                                   initramfs moves its /dev, /proc, /sys and /run onto them, and
  *                                   on a read-only root (erofs) nothing can create them at boot
  *
- * The kernel command line that runs it: `qemuArgs(..., { guestInit: true }).cmdline`.
+ * --from puts these into every image it builds (jobs/from.ts guestStagedFiles) and records
+ * hasGuestConfig in the source record; `qemuArgs(IMAGE).cmdline` then runs it
+ * (init=/.mkimage/init), `{ guestInit: true }` for an image holding it without a record.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

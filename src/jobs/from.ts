@@ -4,7 +4,8 @@
  *
  *   sources -> choose the image (--ref) -> stage: every layer applied with the OCI rules into a
  *   temporary directory next to the target, as an ordinary user would (StagedTree: what each path
- *   must be is recorded, not applied) -> /.mkimage/config.json and extra files -> walk the staged
+ *   must be is recorded, not applied) -> /.mkimage/config.json, /.mkimage/init and the mount
+ *   points /dev /proc /sys /run /tmp where missing (guestStagedFiles), extra files -> walk the staged
  *   tree (content size for --size auto, the fixes) -> the filesystem:
  *
  *   ext4   mkfs.ext4 -d STAGE at the partition offset, then ONE `debugfs -w -f SCRIPT` run sets
@@ -26,6 +27,7 @@ import { constants, lstatSync, promises as fs, readdirSync, rmSync, type Stats }
 import { dirname, join } from 'node:path';
 import { LayerError, NoSpaceError, UsageError } from '../errors.js';
 import { GUEST_CONFIG_PATH, GUEST_DIR, type GuestConfigFile, type ImageConfig, type ImageSource } from '../guest/image-config.js';
+import { guestInitFiles } from '../guest/init.js';
 import { applyLayer, type EntryMeta, type StagedTree } from '../layers/apply.js';
 import { openLayer, readSources, sourceLabel, type LayerBlob, type SourceImage } from '../layers/source.js';
 import { FS_BLOCK_BYTES, MiB, formatSize } from '../layout/units.js';
@@ -39,18 +41,27 @@ export interface FromOptions {
   sources: string[];
   /** Which image of the sources: a reference name (either index annotation, or a RepoTag) or a manifest digest. */
   ref?: string;
-  /** More files for the image's tree (e.g. /.mkimage/init), written after the layers. */
+  /**
+   * More files for the image's tree, written after the layers and after what every --from image
+   * gets (/.mkimage/config.json, the guest init and its mount points: guestStagedFiles()).
+   */
   files?: StagedFile[];
 }
 
-/** A file added to the staged tree with exactly these attributes. */
+/**
+ * A file added to the staged tree with exactly these attributes, or (`type: 'dir'`) a directory
+ * made only where the layers left nothing at its path (a mount point).
+ */
 export interface StagedFile {
   /** Absolute inside the image: "/.mkimage/init". */
   path: string;
+  /** Default 'file'. */
+  type?: 'file' | 'dir';
   mode: number;
   uid: number;
   gid: number;
-  bytes: Buffer;
+  /** The file's bytes (files only). */
+  bytes?: Buffer;
 }
 
 export interface ResolvedFrom {
@@ -168,10 +179,18 @@ export async function addStagedFiles(dir: string, tree: StagedTree, files: reado
       }
     }
     rel = parts.join('/');
+    if (f.type === 'dir') {
+      // Whatever the layers put there (a directory, a symlink to one) stays as they made it.
+      if (await fs.lstat(join(dir, rel)).catch(() => null)) continue;
+      await fs.mkdir(join(dir, rel), 0o700);
+      await fs.chmod(join(dir, rel), (f.mode & 0o7777) | 0o700);
+      tree.meta.set(rel, { type: 'directory', mode: f.mode & 0o7777, uid: f.uid, gid: f.gid, mtime: Math.floor(Date.now() / 1000), devmajor: 0, devminor: 0, xattrs: {} });
+      continue;
+    }
     await fs.rm(join(dir, rel), { recursive: true, force: true });
     const fh = await fs.open(join(dir, rel), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      await fh.writeFile(f.bytes);
+      await fh.writeFile(f.bytes ?? Buffer.alloc(0));
       await fh.chmod((f.mode & 0o7777) | 0o600);
     } finally {
       await fh.close();
@@ -185,6 +204,15 @@ export async function addStagedFiles(dir: string, tree: StagedTree, files: reado
 export function guestConfigFile(source: ImageSource, config: ImageConfig): StagedFile {
   const body: GuestConfigFile = { schemaVersion: 1, source, config };
   return { path: GUEST_CONFIG_PATH, mode: 0o444, uid: 0, gid: 0, bytes: Buffer.from(`${JSON.stringify(body, null, 2)}\n`) };
+}
+
+/**
+ * What every image built with --from gets besides its config: the guest init (/.mkimage/init)
+ * and the mount points it needs where the image has none (src/guest/init.ts), owner 0:0. With
+ * them the root boots with `init=/.mkimage/init`, and the source record says so (hasGuestConfig).
+ */
+export async function guestStagedFiles(): Promise<StagedFile[]> {
+  return (await guestInitFiles()).map((g) => ({ path: g.path, type: g.type, mode: g.mode, uid: g.uid, gid: g.gid, ...(g.data ? { bytes: g.data } : {}) }));
 }
 
 export interface StagedEntry {
@@ -436,6 +464,8 @@ export interface PreparedFrom {
  * layers applied and checked, /.mkimage/config.json and extra files added, the tree walked.
  */
 export async function prepareFrom(o: FromOptions, target: string, undo: Undo, signal?: AbortSignal, progress?: (message: string) => void): Promise<PreparedFrom> {
+  // First: a missing init (mkimage not built) is refused before any layer is read.
+  const guest = await guestStagedFiles();
   const resolved = await resolveFrom(o);
   const base = await fs.mkdtemp(join(dirname(target), `.mkimage-from-${process.pid}-`));
   // rmSync: ~9,000 entries removed without a thread-pool round trip each (3 s less on a rootfs).
@@ -449,7 +479,7 @@ export async function prepareFrom(o: FromOptions, target: string, undo: Undo, si
     onLayer: (i, origin) => progress?.(`layer ${i + 1}/${resolved.layers.length} ${origin}`),
   });
   const source: ImageSource = { ...resolved.source, diffIds };
-  await addStagedFiles(stageDir, tree, [guestConfigFile(source, resolved.config), ...(o.files ?? [])]);
+  await addStagedFiles(stageDir, tree, [guestConfigFile(source, resolved.config), ...guest, ...(o.files ?? [])]);
   // The root of the image: 0755 root-owned unless a layer said otherwise.
   if (!tree.meta.has('')) tree.meta.set('', { type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: Math.floor(Date.now() / 1000), devmajor: 0, devminor: 0, xattrs: {} });
   if (!tree.meta.has(GUEST_DIR.slice(1))) tree.meta.set(GUEST_DIR.slice(1), { type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: Math.floor(Date.now() / 1000), devmajor: 0, devminor: 0, xattrs: {} });

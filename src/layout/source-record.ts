@@ -39,7 +39,10 @@ export interface SourceRecord {
   manifestDigest?: string;
   /** "sha256:..." of the image config blob, if any. */
   configDigest?: string;
-  /** The filesystem holds /.mkimage/config.json (image-config.ts). */
+  /**
+   * The filesystem holds /.mkimage/config.json (image-config.ts), /.mkimage/init and its mount
+   * points (guest/init.ts): `qemu-args --cmdline` then boots it with init=/.mkimage/init.
+   */
   hasGuestConfig: boolean;
 }
 

@@ -2,7 +2,8 @@
  * `mkimage --from`: an OCI image built in the test (helpers/oci-fixture.ts: every kind of entry)
  * flattened into ext4 and erofs as root and as an ordinary user (setpriv to 65534), and into xfs
  * as root; the filesystem is mounted read-only and read back with lstat/readlink/getfattr, never
- * with mkimage's code, and compared with the tree an OCI runtime makes of the layers. Then bad
+ * with mkimage's code, and compared with the tree an OCI runtime makes of the layers plus exactly
+ * what --from adds (helpers/from-additions.ts: /.mkimage/{config.json,init}, /proc, /sys). Then bad
  * input: each a clear error and nothing at IMAGE. About 40 s.
  */
 import { execa } from 'execa';
@@ -12,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, cleanDir, cli, sh, tempDir } from './helpers/machine.js';
 import { EXPECTED_LINKS, T, expectedTree, writeFixture, type ReadEntry } from './helpers/oci-fixture.js';
 import { readTree } from './helpers/tree.js';
+import { fromAdditions } from './helpers/from-additions.js';
 import { writeTar } from '../../src/layers/tar-write.js';
 
 let dir: string;
@@ -64,7 +66,9 @@ describe('create --from: the filesystem holds exactly the OCI-merged tree', () =
     it(`${c.fs} as ${c.user ? 'an ordinary user (uid 65534)' : 'root'}`, async () => {
       const f = await writeFixture(join(dir, 'oci'));
       const img = join(dir, 'disk.img');
+      const builtFrom = Date.now();
       const r = await mkimage(['--from', f.dir, '--size', 'auto', '--fs', c.fs, '--sparse', '--json', img], c.user);
+      const builtTo = Date.now();
       expect(r.stderr).toBe('');
       expect(r.exitCode).toBe(0);
       const res = JSON.parse(r.stdout);
@@ -77,8 +81,11 @@ describe('create --from: the filesystem holds exactly the OCI-merged tree', () =
 
       const off = res.layout.partitionOffsetBytes as number;
       await withMounted(img, c.fs, off, async (mnt) => {
-        const got = await readTree(mnt, { skip: ['lost+found', '.mkimage'] });
-        expect(got.entries).toEqual(expectedTree(f));
+        // The layers' tree, plus exactly what --from adds: /.mkimage/{config.json,init} and the
+        // mount points the fixture lacks (it has /dev, /run, /tmp; not /proc, /sys).
+        const got = await readTree(mnt, { skip: ['lost+found'] });
+        const added = await fromAdditions({ missing: ['proc', 'sys'], config: await readFile(join(mnt, '.mkimage/config.json')), builtFrom, builtTo });
+        expect(got.entries).toEqual({ ...expectedTree(f), ...added });
         expect(got.links).toEqual(EXPECTED_LINKS);
         // The recorded config: /.mkimage/config.json, 0444 root-owned.
         const st = await stat(join(mnt, '.mkimage/config.json'));
@@ -111,7 +118,10 @@ describe('create --from: the filesystem holds exactly the OCI-merged tree', () =
       expect(report.source).toEqual({ reference: 'docker.io/library/fixture:1', manifestDigest: f.manifestDigest, configDigest: f.configDigest, hasGuestConfig: true });
       expect(report.filesystem.type).toBe(c.fs);
       const text = await cli(['inspect', img]);
-      expect(text.stdout).toContain(`source: docker.io/library/fixture:1 ${f.manifestDigest}`);
+      expect(text.stdout).toContain(`source: docker.io/library/fixture:1 ${f.manifestDigest}, config ${f.configDigest}, boots /.mkimage/init`);
+      // ... and so the kernel command line boots through the init, with no flag.
+      const line = await cli(['qemu-args', '--cmdline', img]);
+      expect(line.stdout).toBe(`root=/dev/pmem0 rootfstype=${c.fs} rootflags=dax ${c.fs === 'erofs' ? 'ro' : 'rw'} init=/.mkimage/init`);
     });
   }
 
@@ -194,8 +204,9 @@ describe('create --from refuses bad input: a clear error, nothing at IMAGE', () 
     for await (const c of writeTar([{ path: 'big', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: T, size: big.length, body: async function* () { yield big; } }])) parts.push(c);
     await writeFile(join(dir, 'layer.tar'), Buffer.concat(parts));
     const tar = join(dir, 'layer.tar');
+    // The content: the 12 MiB file and the guest init (~690 KiB) every --from image holds.
     await refused(['--from', tar, '--size', '12M'], 'ENOSPC', /the ext4 filesystem of 10 MiB cannot hold the content of the sources: it needs at least \d+ MiB; give --size \d+ MiB or more \(what --size auto chooses\)/, ['layer.tar']);
-    await refused(['--from', tar, '--size', '8M', '--fs', 'erofs'], 'ENOSPC', /the erofs filesystem of 6 MiB cannot hold the content of the sources: it needs at least 12\.0 MiB; give --size 16 MiB or more/, ['layer.tar']);
+    await refused(['--from', tar, '--size', '8M', '--fs', 'erofs'], 'ENOSPC', /the erofs filesystem of 6 MiB cannot hold the content of the sources: it needs at least 12\.7 MiB; give --size 16 MiB or more/, ['layer.tar']);
     // What the messages say is enough is enough.
     const small = await cli(['--from', tar, '--size', '12M', '--json', join(dir, 'x.img')]);
     const needed = /give --size (\d+) MiB/.exec(JSON.parse(small.stdout).error.message)![1]!;

@@ -1,10 +1,10 @@
 /**
  * `mkimage qemu-args` on real images (ext4 by mkimage, erofs by mkfs.erofs written into the
- * partition of an `--fs none` image): --device, --cmdline with --guest-init and --init, and the
- * usage errors. What a guest does with these lines: test/guest/boot-root.test.ts.
+ * partition of an `--fs none` image, and one built with --from): --device, --cmdline from the
+ * source record, with --guest-init / --no-guest-init and --init, and the usage errors. What a guest does with these lines: test/guest/boot-root.test.ts.
  */
 import { execa } from 'execa';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanDir, cli, tempDir } from './helpers/machine.js';
@@ -13,6 +13,7 @@ let dir: string;
 let ext4: string;
 let erofs: string;
 let none: string;
+let fromImg: string;
 beforeAll(async () => {
   dir = await tempDir('mkimage-qargs-');
   ext4 = join(dir, 'ext4.img');
@@ -29,6 +30,11 @@ beforeAll(async () => {
   const fh = await open(erofs, 'r+');
   await fh.write(bytes, 0, bytes.length, JSON.parse(e.stdout).layout.partitionOffsetBytes);
   await fh.close();
+  // An image built with --from (a plain layer tar): its source record says hasGuestConfig.
+  await execa('tar', ['-C', join(dir, 'tree'), '-cf', join(dir, 'layer.tar'), 'hello']);
+  fromImg = join(dir, 'from.img');
+  const f = await cli(['--from', join(dir, 'layer.tar'), '--size', 'auto', '--sparse', fromImg]);
+  expect(f.exitCode, f.stderr).toBe(0);
 });
 afterAll(async () => {
   if (dir) expect(await cleanDir(dir)).toEqual({ loops: [], mounts: [] });
@@ -53,6 +59,30 @@ describe('qemu-args', () => {
       'root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/.mkimage/init -- /bin/sh -c "echo hi" ""',
     );
     expect((await cli(['qemu-args', ext4, '--cmdline', '--readonly', '--init', '/sbin/init', '--', 'single'])).stdout).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax ro init=/sbin/init -- single');
+  });
+
+  it('an image built with --from boots through /.mkimage/init with no flag (its source record); --no-guest-init lets the kernel run --init', async () => {
+    expect((await cli(['qemu-args', fromImg, '--cmdline'])).stdout).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/.mkimage/init');
+    expect((await cli(['qemu-args', fromImg, '--cmdline', '--init', 'app', '--', 'one two', ''])).stdout).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/.mkimage/init -- app "one two" ""');
+    expect((await cli(['qemu-args', fromImg, '--cmdline', '--no-guest-init', '--init', '/sbin/init', '--', 'single'])).stdout).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/sbin/init -- single');
+    expect((await cli(['qemu-args', fromImg, '--cmdline', '--no-guest-init'])).stdout).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw');
+    expect(JSON.parse((await cli(['qemu-args', fromImg, '--json'])).stdout)).toMatchObject({ guestInit: true, guestInitFrom: 'source-record', cmdline: 'root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/.mkimage/init' });
+    // Without a record: as before, and the JSON says why.
+    expect(JSON.parse((await cli(['qemu-args', ext4, '--json'])).stdout)).toMatchObject({ guestInit: false, guestInitFrom: 'none', cmdline: 'root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw' });
+    expect(JSON.parse((await cli(['qemu-args', ext4, '--json', '--guest-init'])).stdout)).toMatchObject({ guestInit: true, guestInitFrom: 'option' });
+  });
+
+  it('a damaged source record cannot say: qemu-args asks for --guest-init or --no-guest-init', async () => {
+    const bad = join(dir, 'bad-record.img');
+    await copyFile(fromImg, bad);
+    const fh = await open(bad, 'r+');
+    await fh.write(Buffer.from('X'), 0, 1, 1024 + 40); // a byte of the record's JSON: its CRC fails
+    await fh.close();
+    const r = await cli(['qemu-args', bad, '--cmdline']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/the source record at byte 1024 is damaged \(source\.crc32: stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\), so it cannot say whether the image holds \/\.mkimage\/init: give --guest-init or --no-guest-init/);
+    expect((await cli(['qemu-args', bad, '--cmdline', '--guest-init'])).stdout).toBe('root=/dev/pmem0 rootfstype=ext4 rootflags=dax rw init=/.mkimage/init');
   });
 
   it('erofs: detected, always ro', async () => {

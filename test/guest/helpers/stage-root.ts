@@ -1,7 +1,8 @@
 /**
- * A root tree as `mkimage --from` lays it out (guestInitFiles() and /.mkimage/config.json) with a
- * static entrypoint at /bin/app (test/guest/fixtures/entrypoint.c) and /etc/passwd, /etc/group:
- * no shell, no libc. Used by the guest tests and by the host test of the init in a PID namespace.
+ * The test container image: a static entrypoint at /bin/app (test/guest/fixtures/entrypoint.c)
+ * and /etc/passwd, /etc/group; no shell, no libc. appImage() writes it as an OCI image layout for
+ * `mkimage --from` (the guest tests); stageRoot() lays the same files out as --from does
+ * (guestInitFiles() and /.mkimage/config.json) for the host test of the init in a PID namespace.
  */
 import { execa } from 'execa';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { guestInitFiles } from '../../../src/guest/init.js';
 import { GUEST_CONFIG_PATH, type GuestConfigFile, type ImageConfig } from '../../../src/guest/image-config.js';
 import { REPO } from '../../system/helpers/machine.js';
+import { writeOciImage } from '../../system/helpers/oci-fixture.js';
 
 export const PASSWD = 'root:x:0:0:root:/root:/nonexistent\napp:x:1000:1000:app user:/home/app:/nonexistent\n';
 export const GROUP = 'root:x:0:\napp:x:1000:\nextra:x:2000:other,app\n';
@@ -60,6 +62,31 @@ export async function stageRoot(root: string, app: Buffer, config: ImageConfig |
   await writeFile(join(root, 'etc/group'), GROUP);
   for (const d of extraDirs) await mkdir(join(root, d), { recursive: true });
   return root;
+}
+
+/**
+ * An OCI image layout at `dir` whose config is `config`: layer 1 (gzip) /etc/passwd, /etc/group
+ * and `extraDirs`; layer 2 (zstd) /bin/app. Nothing else: no shell, no libc, no /proc or /sys.
+ */
+export async function appImage(dir: string, app: Buffer, config: ImageConfig, extraDirs: string[] = []): Promise<string> {
+  const dirs = [...new Set(extraDirs.flatMap((d) => d.split('/').map((_, i, a) => a.slice(0, i + 1).join('/'))))];
+  await writeOciImage(
+    dir,
+    [
+      {
+        compression: 'gzip',
+        entries: [
+          { path: 'etc', type: 'directory' },
+          { path: 'etc/passwd', type: 'file', data: Buffer.from(PASSWD) },
+          { path: 'etc/group', type: 'file', data: Buffer.from(GROUP) },
+          ...dirs.map((d) => ({ path: d, type: 'directory' as const })),
+        ],
+      },
+      { compression: 'zstd', entries: [{ path: 'bin', type: 'directory' }, { path: 'bin/app', type: 'file', mode: 0o755, data: app }] },
+    ],
+    { ...config },
+  );
+  return dir;
 }
 
 /** Arguments and values with spaces, quotes, a tab, a backslash, an empty one, non-ASCII. */

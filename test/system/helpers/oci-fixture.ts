@@ -25,7 +25,7 @@ import { writeTar, type WriteEntry } from '../../../src/layers/tar-write.js';
 export const T = 1_700_000_000;
 export const CAP_NET_RAW = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 
-type E = Omit<WriteEntry, 'mode' | 'uid' | 'gid' | 'mtime' | 'body' | 'size'> & { mode?: number; uid?: number; gid?: number; mtime?: number; data?: Buffer };
+export type E = Omit<WriteEntry, 'mode' | 'uid' | 'gid' | 'mtime' | 'body' | 'size'> & { mode?: number; uid?: number; gid?: number; mtime?: number; data?: Buffer };
 
 function entries(list: E[], mtime: number): WriteEntry[] {
   return list.map((e) => ({
@@ -243,3 +243,33 @@ export function expectedTree(f: Fixture): Record<string, ReadEntry> {
 
 /** Hard link groups of the expected tree. */
 export const EXPECTED_LINKS = [['usr/bin/su', 'usr/bin/su-link']];
+
+/** One layer of writeOciImage: its entries (defaults as in the fixture above) and how it is stored. */
+export interface OciLayer {
+  entries: E[];
+  compression: 'gzip' | 'zstd' | 'none';
+}
+
+/**
+ * An OCI image layout directory (oci-layout, index.json, blobs/sha256: manifest, config, layers)
+ * holding ONE image: `layers` bottom first, `config` as the config blob's `config` object
+ * (Entrypoint, Cmd, Env, WorkingDir, User), named `name` in index.json. The same pieces as
+ * writeFixture: the project's tar writer, node:zlib, Debian's zstd.
+ */
+export async function writeOciImage(dir: string, layers: OciLayer[], config: Record<string, unknown>, name = 'example.com/app:1'): Promise<{ dir: string; manifestDigest: string }> {
+  const tars = await Promise.all(layers.map((l) => tarBytes(entries(l.entries, T))));
+  const blobs = tars.map((t, i) => (layers[i]!.compression === 'gzip' ? gzipSync(t) : layers[i]!.compression === 'zstd' ? execFileSync('zstd', ['-q', '-c'], { input: t }) : t));
+  await fs.mkdir(join(dir, 'blobs/sha256'), { recursive: true });
+  const put = async (b: Buffer) => {
+    await fs.writeFile(join(dir, 'blobs/sha256', sha(b).slice(7)), b);
+    return { digest: sha(b), size: b.length };
+  };
+  const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+  const configBlob = await put(Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', config, rootfs: { type: 'layers', diff_ids: tars.map(sha) } })));
+  const layerDescs = [];
+  for (const [i, b] of blobs.entries()) layerDescs.push({ mediaType: `application/vnd.oci.image.layer.v1.tar${{ gzip: '+gzip', zstd: '+zstd', none: '' }[layers[i]!.compression]}`, ...(await put(b)) });
+  const m = await put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...configBlob }, layers: layerDescs })));
+  await fs.writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await fs.writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': name } }] }));
+  return { dir, manifestDigest: m.digest };
+}

@@ -32,7 +32,7 @@ export async function debianRootfsTar(): Promise<string> {
   if (await exists(tar)) return tar;
   const tmp = join(cache, 'rootfs', `.bookworm-minbase.tar.${process.pid}`);
   try {
-    await execa('flock', ['-x', lock, 'mmdebstrap', '--quiet', '--variant=minbase', 'bookworm', tmp], { timeout: 15 * 60_000 });
+    await execa('flock', ['-x', lock, 'mmdebstrap', '--quiet', '--format=tar', '--variant=minbase', 'bookworm', tmp], { timeout: 15 * 60_000 });
     if (!(await exists(tar))) await fs.rename(tmp, tar);
   } finally {
     await fs.rm(tmp, { force: true });
