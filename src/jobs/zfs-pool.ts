@@ -115,7 +115,7 @@ export interface PoolPlan {
 /** Pure: every name and option checked, the tree in creation order. Throws UsageError (exit 2). */
 /**
  * The longest name the calldown layout makes after create: a layer's snapshot,
- * POOL/storage/<sha256 in hex>@extracted (layers/store.ts; its temporary .tmp-<12 hex> names and
+ * POOL/storage/<sha256 in hex>@extracted (layers/store/names.ts; its temporary .tmp-<12 hex> names and
  * chain ids are no longer). A pool name that leaves it over ZFS's limit passes every check at
  * create and fails at the first `layers import` with a raw zfs error: refused up front instead.
  */

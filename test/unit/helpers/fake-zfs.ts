@@ -2,6 +2,11 @@
  * A fake ZFS for unit tests of the jobs: a Runner that keeps pools and datasets in memory and
  * answers zpool/zfs the way the given flavour prints, recording every command line. `failOn`
  * makes the first command matching a pattern fail as the real tool would (exit 1, a stderr line).
+ *
+ * It exists for what the system tests on zfs-fuse cannot show: OpenZFS's argument shapes (-t
+ * temporary names, compatibility=, import -d of the device), a same-named pool on another device,
+ * a pool last used by another host, a mount failure after import, a losetup killed mid-way. It
+ * answers only the commands those tests run; everything else fails as an unexpected command.
  */
 import { ToolFailedError } from '../../../src/errors.js';
 import type { RunOptions, RunResult, Runner } from '../../../src/tools/exec.js';
@@ -122,8 +127,6 @@ export class FakeZfs {
           if (this.mountFailure) fail(this.mountFailure);
           return ok();
         }
-        case 'upgrade':
-          return ok(fuse ? 'This system is currently running ZFS pool version 23.\n' : 'This system supports ZFS pool feature flags.\n');
       }
     }
     if (file === 'zfs') {
@@ -193,7 +196,6 @@ export class FakeZfs {
       this.chowned.push(args.join(' '));
       return ok();
     }
-    if (file === 'cp' || file === 'dpkg-query') return ok(file === 'dpkg-query' ? '0.7.0-25+b1' : '');
     return fail(`fake zfs: unexpected command ${line}`, 127);
   };
 }
