@@ -20,11 +20,15 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const CONSUMER = `import { createImage, inspectImage, planCreate, MBR, ND_PFN_SB, GPT_HEADER, type CreateOptions } from 'mkimage';
+// Uses the struct codecs through the public API (decodePfnInfo's 64-bit fields are bigint), the
+// jobs and their option types, and the error family: whatever the declarations pull in must resolve.
+const CONSUMER = `import { createImage, inspectImage, planCreate, decodePfnInfo, encodePfnInfo, makePfnInfo, decodeMbr, decodeGptHeader, PFN_SB_BYTES, BusyError, type CreateOptions, type ImageReport } from 'mkimage';
 const options: CreateOptions = { path: '/tmp/x.img', size: 1 << 30, fs: 'ext4', sparse: true };
-const spans: number[] = [MBR.span, ND_PFN_SB.span, GPT_HEADER.span];
-const checksum: bigint = ND_PFN_SB.decode(Buffer.alloc(ND_PFN_SB.span)).checksum;
-console.log(createImage, inspectImage, planCreate, options, spans, checksum);
+const pfn = decodePfnInfo(Buffer.alloc(PFN_SB_BYTES));
+const checksum: bigint = pfn.checksum;
+const round: Buffer = encodePfnInfo(makePfnInfo({ uuid: Buffer.alloc(16, 1), dataOffBytes: 2 << 20, namespaceSizeBytes: 1 << 30 }));
+const report: ImageReport | undefined = undefined;
+console.log(createImage, inspectImage, planCreate, options, checksum, round, decodeMbr, decodeGptHeader, report, new BusyError('x').code);
 `;
 
 describe('the shipped declarations', () => {
