@@ -23,6 +23,7 @@ import { constants as fsConstants, existsSync, promises as fs, type Stats } from
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BusyError, ToolMissingError } from '../errors.js';
+import { TOOL_PACKAGES, hasTool } from '../tools/exec.js';
 import { flockFd as flockFdRaw } from '../tools/flock.js';
 
 /** flock(1) missing: said before anything is done, with the package to install. */
@@ -161,6 +162,10 @@ function describeHolder(h: LockHolder | undefined): string {
 export async function lockImage(path: string, o: LockOptions = {}): Promise<ImageLock> {
   const waitSeconds = o.waitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS;
   const deadline = Date.now() + waitSeconds * 1000;
+  // Checked before a lock file is made: a missing flock must not leave an empty one behind.
+  if (!(await hasTool('flock'))) {
+    throw new ToolMissingError(`flock is not installed or not on PATH: install the Debian package ${TOOL_PACKAGES.flock} (mkimage locks the image with it; nothing was created or changed)`, { tool: 'flock', package: TOOL_PACKAGES.flock });
+  }
   const dir = lockDir();
   await ensureLockDir(dir);
   let told = false;

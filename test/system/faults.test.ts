@@ -301,12 +301,15 @@ describe('missing tools: the error names the tool and the Debian package; nothin
         await writeFile(join(dir, 'tree/f'), 'x\n');
         extra.push('--populate', join(dir, 'tree'));
       }
-      const r = await mkimage([...c.args, ...extra, img], { env: { PATH: bin } });
+      // A private lock directory: "nothing was created" includes no lock file left behind.
+      const locks = join(dir, 'locks');
+      const r = await mkimage([...c.args, ...extra, img], { env: { PATH: bin, MKIMAGE_LOCK_DIR: locks } });
       expect(r.exitCode, r.stderr).toBe(1);
       expect(r.stderr).toMatch(new RegExp(`^mkimage: ${c.missing.replace('.', '\\.')} is not installed or not on PATH: install the Debian package`));
       expect(r.stderr).toMatch(c.pkg);
       expect(r.stderr).toMatch(/nothing was created/);
-      expect((await readdir(dir)).filter((n) => n !== 'tree')).toEqual(['bin']);
+      expect(await readdir(locks).catch(() => [])).toEqual([]);
+      expect((await readdir(dir)).filter((n) => n !== 'tree' && n !== 'locks')).toEqual(['bin']);
     });
   }
 });
