@@ -4,12 +4,12 @@
  * at the end. Nothing here knows about partitions or filesystems.
  */
 import { closeSync, constants, openSync, promises as fs, readSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './random.js';
 import { basename, dirname, join } from 'node:path';
 
 /** A temporary name in the target's directory: rename(2) into place is then atomic. */
 export function tempPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.mkimage-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  return join(dirname(target), `.${basename(target)}.mkimage-${process.pid}-${randomHex(4)}.tmp`);
 }
 
 /** Creates `path` exclusively (never replaces anything) with `sizeBytes` of holes. */

@@ -18,7 +18,6 @@
  * names the file we keyed (replaced while we waited: lock the new one). Nested locks on one image
  * in one process (create --mount calling attach) share the outer lock.
  */
-import { createHash } from 'node:crypto';
 import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -87,7 +86,18 @@ const held = new Map<string, Held>();
 
 function keyOf(path: string, st: Stats | undefined, dirReal?: string): string {
   if (st) return `i-${st.dev}-${st.ino}`;
-  return `p-${createHash('sha256').update(dirReal ? join(dirReal, basename(path)) : resolve(path)).digest('hex').slice(0, 32)}`;
+  return `p-${fnv1a64Hex(dirReal ? join(dirReal, basename(path)) : resolve(path))}`;
+}
+
+/**
+ * FNV-1a, 64 bits, of the UTF-8 bytes, as 16 hex digits: a file name for a path. Not secret and
+ * not sha256 (node:crypto costs ~6.5 ms to load, bench/WHY.md round 3): two paths with one name
+ * would only take turns, and any local user can hold any lock file anyway.
+ */
+export function fnv1a64Hex(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(text, 'utf8')) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, '0');
 }
 
 /**

@@ -29,13 +29,14 @@ import { FS_TYPES, imageBytesForPartition, minimumImageBytes, planLayout, type F
 import { pmemDataOffBytes } from '../layout/pfn.js';
 import { DAX_ALIGN_BYTES, MiB, alignDown, alignUp, formatSize } from '../layout/units.js';
 import { deriveU32, isUuid, makeUuid } from '../layout/uuid.js';
+import { randomBytes } from '../file/random.js';
 import { TOOL_PACKAGES, hasTool, run as defaultRun } from '../tools/exec.js';
 import { fallocate } from '../tools/fallocate.js';
 import { attachLoop, detachLoop, loopsOfFile } from '../tools/losetup.js';
 import { checkLabel, mkfsErofs, mkfsExt4, mkfsXfs } from '../tools/mkfs.js';
 import { encodeSourceRecord, SOURCE_RECORD_OFFSET_BYTES } from '../layout/source-record.js';
 import { startFakeroot, type FakerootSession } from '../tools/fakeroot.js';
-import { ext4BytesFor, ext4Holds, fixExt4, fixHostTree, prepareFrom, tooSmall, type FromOptions, type PreparedFrom } from './from.js';
+import type { FromOptions, PreparedFrom } from './from.js';
 import { copyTree, mount, umount } from '../tools/mount.js';
 import { phaseClock } from './phases.js';
 import { checkAborted, withUndo, type Undo } from '../undo.js';
@@ -154,16 +155,24 @@ export function makeIds(o: Pick<CreateOptions, 'seed' | 'uuid' | 'label'>): Head
     throw new UsageError(`--uuid "${o.uuid}" is not a uuid: expected 8-4-4-4-12 hex digits`, { uuid: o.uuid });
   }
   const seed = o.seed;
-  const pfnUuid = o.uuid ?? makeUuid(seed, 'pfn');
+  const pfnUuid = o.uuid ?? makeUuid(seed, 'pfn', randomBytes);
   return {
     pfnUuid,
-    fsUuid: o.uuid ?? makeUuid(seed, 'fs'),
-    hashSeed: makeUuid(seed, 'ext4-hash-seed'),
-    diskSignature: seed === undefined ? deriveU32(makeUuid(undefined, 'sig'), 'sig') : deriveU32(seed, 'mbr-disk-signature'),
-    diskGuid: makeUuid(seed, 'gpt-disk'),
-    partitionGuid: makeUuid(seed, 'gpt-partition'),
+    fsUuid: o.uuid ?? makeUuid(seed, 'fs', randomBytes),
+    hashSeed: makeUuid(seed, 'ext4-hash-seed', randomBytes),
+    diskSignature: seed === undefined ? randomDiskSignature() : deriveU32(seed, 'mbr-disk-signature'),
+    diskGuid: makeUuid(seed, 'gpt-disk', randomBytes),
+    partitionGuid: makeUuid(seed, 'gpt-partition', randomBytes),
     partitionName: o.label ?? 'mkimage',
   };
+}
+
+/** A random MBR disk signature, never 0 (which Windows and some tools read as "none"). */
+function randomDiskSignature(): number {
+  for (;;) {
+    const v = randomBytes(4).readUInt32LE(0);
+    if (v !== 0) return v;
+  }
 }
 
 /** Resolves 'max' and plans; throws UsageError for impossible requests. */
@@ -435,15 +444,15 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
     } catch (e) {
       // The estimate said it fits, mke2fs says otherwise: the content needs more than estimated.
       if (built && e instanceof ToolFailedError && /allocate|No space|too many|Could not/i.test(String(e.data.stderr ?? e.message))) {
-        const need = ext4BytesFor(built.prepared.walk, true);
-        throw tooSmall('ext4', plan.fsSizeBytes, need, imageBytesForPartition(need, 'ext4', plan.memmap, plan.table, plan.imageAlignBytes));
+        const need = built.from.ext4BytesFor(built.prepared.walk, true);
+        throw built.from.tooSmall('ext4', plan.fsSizeBytes, need, imageBytesForPartition(need, 'ext4', plan.memmap, plan.table, plan.imageAlignBytes));
       }
       throw e;
     }
     if (built) {
       checkAborted(signal, 'mkfs');
       phase('fixup', 'debugfs: owners, modes, devices, xattrs');
-      built.fixes = await fixExt4(temp, plan.partition.offsetBytes, built.prepared.walk, built.prepared.workDir, signal, session ? { uid: 0, gid: 0 } : undefined);
+      built.fixes = await built.from.fixExt4(temp, plan.partition.offsetBytes, built.prepared.walk, built.prepared.workDir, signal, session ? { uid: 0, gid: 0 } : undefined);
     }
   } else if (plan.fs === 'xfs') {
     phase('loop', 'attaching the partition');
@@ -469,6 +478,8 @@ async function formatPartition(o: CreateOptions, plan: LayoutPlan, temp: string,
 }
 
 interface FromBuild {
+  /** jobs/from.ts, loaded only for --from: it brings the layer readers, node:crypto and node:zlib. */
+  from: typeof import('./from.js');
   prepared: PreparedFrom;
   plan: LayoutPlan;
   /** erofs: the filesystem built in a file of its own, copied into the partition. */
@@ -482,11 +493,13 @@ interface FromBuild {
  */
 async function buildFrom(o: CreateOptions, provisional: LayoutPlan, target: string, ids: ReturnType<typeof makeIds>, undo: Undo, phase: (name: string, message: string) => void): Promise<FromBuild> {
   const asRoot = process.getuid?.() === 0;
-  const prepared = await prepareFrom(o.from!, target, undo, o.signal, (m) => o.onProgress?.({ phase: 'layers', message: m }));
+  const from = await import('./from.js');
+  const { ext4BytesFor, ext4Holds, fixHostTree, tooSmall } = from;
+  const prepared = await from.prepareFrom(o.from!, target, undo, o.signal, (m) => o.onProgress?.({ phase: 'layers', message: m }));
   const fsType = provisional.fs;
   const align = provisional.imageAlignBytes;
   const planFor = (sizeBytes: number) => planLayout({ sizeBytes, fs: fsType, memmap: provisional.memmap, table: provisional.table, imageAlignBytes: align });
-  const out: FromBuild = { prepared, plan: provisional, fixes: 0 };
+  const out: FromBuild = { from, prepared, plan: provisional, fixes: 0 };
   if (fsType === 'erofs' || fsType === 'xfs') {
     phase('fixup', `owners, modes, devices and xattrs of the staged tree${asRoot ? '' : ' (fakeroot)'}`);
     let session: FakerootSession | undefined;

@@ -21,9 +21,10 @@
  *   created are destroyed (zfs-fuse applies a replication stream dataset by dataset: the first
  *   ones are changed when a later one fails).
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../file/random.js';
+import { tempPathFor } from '../file/image-file.js';
 import { constants, promises as fs } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { PoolError, UsageError, type ToolFailedError } from '../errors.js';
 import { MAX_STREAM_PAYLOAD_BYTES, STREAM_HEAD_BYTES, decodeStreamBegin, withStreamPayload, type StreamBegin } from '../layout/zfs-stream.js';
@@ -160,7 +161,7 @@ export async function sendImage(image: string, what: string, out: string | numbe
       return { pool, snapshot: full, from, output: '-' };
     }
     const target = resolve(out);
-    const temp = join(dirname(target), `.${basename(target)}.mkimage-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    const temp = tempPathFor(target);
     return withUndo(o.signal, async (undo) => {
       undo.push(`temporary file ${temp}`, () => fs.rm(temp, { force: true }));
       const fh = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -291,7 +292,7 @@ export async function receiveImage(image: string, dataset: string | undefined, i
             undo.push(`dataset ${parent}`, async () => void (await zfs.forCleanup().zfs(zfsDestroyArgs(parent)).catch(() => undefined)));
             await zfs.zfs(zfsCreateArgs(parent));
           }
-          const temp = `${dirname(target)}/mkimage-recv-${process.pid}-${randomBytes(3).toString('hex')}`;
+          const temp = `${dirname(target)}/mkimage-recv-${process.pid}-${randomHex(3)}`;
           undo.push(`temporary dataset ${temp}`, async () => {
             const c = zfs.forCleanup();
             if (await datasetExists(c, temp)) await c.zfs(zfsDestroyArgs(temp));

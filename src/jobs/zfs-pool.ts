@@ -14,7 +14,7 @@
  * whatever its hostid.
  */
 import { promises as fs } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../file/random.js';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { PoolError, UsageError, type ToolFailedError } from '../errors.js';
@@ -275,7 +275,7 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   // The in-core name while building: a private one where the flavour can (OpenZFS -t), so a pool
   // of the same name imported on this host is no obstacle; else the real one, which must be free.
   let inCore = plan.pool;
-  if (zfs.caps.tempName) inCore = `mkimage_build_${randomBytes(4).toString('hex')}`;
+  if (zfs.caps.tempName) inCore = `mkimage_build_${randomHex(4)}`;
   else if (!o.nameCheckedFree) assertNameFree(flavour, await zfs.listPools(), plan.pool);
   checkAborted(signal, 'zpool create');
 

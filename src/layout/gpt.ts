@@ -33,6 +33,7 @@ import type { Problem } from '../errors.js';
 import { blob, defineStruct, u32, u64 } from './struct.js';
 import { SECTOR_BYTES } from './units.js';
 import { bytesToGuid, guidToBytes } from './uuid.js';
+import { crc32 } from './crc32.js';
 
 export const GPT_SIGNATURE = 'EFI PART';
 export const GPT_REVISION = 0x00010000;
@@ -103,27 +104,8 @@ export const GPT_ENTRY = defineStruct<GptEntry>([
 
 const HEADER_CRC_OFFSET = GPT_HEADER.offsetOf('headerCrc32');
 
-/** Table of the reflected CRC-32 polynomial 0xEDB88320, one entry per byte value (built on first use). */
-let crcTable: Uint32Array | undefined;
-
-/**
- * CRC-32 (IEEE 802.3, reflected, init and final xor 0xFFFFFFFF: what UEFI uses for GPT). A table
- * of our own rather than node:zlib's crc32: loading node:zlib costs every create and inspect a
- * few ms (more on a busy machine) for 16 KiB of checksums.
- */
-export function crc32(buf: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let crc = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) crc = crcTable[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
+/** CRC-32 as UEFI computes it for GPT headers and entry arrays (layout/crc32.ts). */
+export { crc32 };
 
 /** The header's CRC32 over its 92 bytes with the CRC field zeroed. */
 export function gptHeaderCrc(header: GptHeader): number {

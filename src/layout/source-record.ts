@@ -21,7 +21,7 @@
  *   20   12    reserved    zero
  *   32   len   json        UTF-8 compact JSON: SourceRecord below; the rest of the 3072 bytes zero
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import type { Problem } from '../errors.js';
 import { blob, defineStruct, u32 } from './struct.js';
 

@@ -9,7 +9,7 @@
  * `deriveUuid(seed, purpose)` makes the uuids and signatures of a `--seed` build: the same seed
  * and purpose give the same value, different purposes unrelated ones.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { sha256 } from './digest.js';
 import { UsageError } from '../errors.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -57,19 +57,21 @@ function asVersion4(bytes: Buffer): string {
 
 /** A uuid from `--seed`: sha256("mkimage\0<seed>\0<purpose>"), version 4 bits set. */
 export function deriveUuid(seed: string, purpose: string): string {
-  return asVersion4(createHash('sha256').update(`mkimage\0${seed}\0${purpose}`).digest().subarray(0, 16));
+  return asVersion4(sha256(`mkimage\0${seed}\0${purpose}`).subarray(0, 16));
 }
 
 /** 32 bits from `--seed` (the MBR disk signature). */
 export function deriveU32(seed: string, purpose: string): number {
-  return createHash('sha256').update(`mkimage\0${seed}\0${purpose}`).digest().readUInt32LE(0);
+  return sha256(`mkimage\0${seed}\0${purpose}`).readUInt32LE(0);
 }
 
-export function randomUuid(): string {
-  return asVersion4(randomBytes(16));
+/** A version 4 uuid from 16 random bytes (the caller's: layout/ does no I/O; file/random.ts gives them). */
+export function uuidFromRandom(bytes: Uint8Array): string {
+  if (bytes.length < 16) throw new RangeError(`a uuid needs 16 random bytes, got ${bytes.length}`);
+  return asVersion4(Buffer.from(bytes.subarray(0, 16)));
 }
 
-/** A uuid for `purpose`: from the seed when there is one, else random. */
-export function makeUuid(seed: string | undefined, purpose: string): string {
-  return seed === undefined ? randomUuid() : deriveUuid(seed, purpose);
+/** A uuid for `purpose`: from the seed when there is one, else from `random` (16 bytes). */
+export function makeUuid(seed: string | undefined, purpose: string, random: (n: number) => Uint8Array): string {
+  return seed === undefined ? uuidFromRandom(random(16)) : deriveUuid(seed, purpose);
 }

@@ -31,7 +31,7 @@
  *   (uint32 length, bytes, padding to 4), int32 type, int32 nelem, value. Embedded nvlists are
  *   version, flag, pairs, end marker again (no nvs_header).
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from './digest.js';
 import { StructError } from '../errors.js';
 import { KiB } from './units.js';
 
@@ -303,7 +303,7 @@ export function labelChecksum(vdevPhys: Buffer, offset: number, order: ByteOrder
   const at = VDEV_PHYS_BYTES - ZIO_ECK_BYTES + 8;
   const verifier = [BigInt(offset), 0n, 0n, 0n];
   verifier.forEach((w, i) => (order === 'le' ? copy.writeBigUInt64LE(w, at + 8 * i) : copy.writeBigUInt64BE(w, at + 8 * i)));
-  const digest = createHash('sha256').update(copy).digest();
+  const digest = sha256(copy);
   return [0, 1, 2, 3].map((i) => digest.readBigUInt64BE(8 * i));
 }
 

@@ -13,10 +13,20 @@
  * shell), ENOENT told apart from failure, cancellation by AbortSignal, the command, exit code and
  * stderr on every error.
  */
-import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ToolFailedError, ToolMissingError } from '../errors.js';
+
+let childProcessModule: typeof import('node:child_process') | undefined;
+
+/**
+ * node:child_process, loaded when the first program runs: ~5.5 ms of start-up that inspect of an
+ * ext4 image, qemu-args and --help never need (bench/WHY.md, round 3).
+ */
+function childProcess(): typeof import('node:child_process') {
+  return (childProcessModule ??= createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process'));
+}
 
 /** Where each program comes from on Debian (and Ubuntu): said in ToolMissingError. */
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
@@ -108,7 +118,7 @@ interface Exit {
 
 function spawnAndWait(file: string, args: readonly string[], options: RunOptions): Promise<Exit> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, {
+    const child = childProcess().spawn(file, args, {
       cwd: options.cwd,
       env: options.env ? { ...process.env, ...options.env } : process.env,
       stdio: [
@@ -234,7 +244,7 @@ export function findOnPath(file: string): string | undefined {
  */
 export async function* runFilter(file: string, args: readonly string[], input: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
   const command = [file, ...args];
-  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
+  const child = childProcess().spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
   const err: Buffer[] = [];
   child.stderr.on('data', (c: Buffer) => err.push(c));
   let spawnError: NodeJS.ErrnoException | undefined;

@@ -6,7 +6,7 @@
  * zfs-fuse refuses to rename a mounted dataset ("dataset is busy"): renames unmount first and
  * mount again after.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../file/random.js';
 import { PoolError, UsageError } from '../../errors.js';
 import { Zfs, retryBusy, zfsCreateArgs, zfsDestroyArgs, zfsGetArgs, zfsMountArgs, zfsRenameArgs, zfsSetArgs, zfsSnapshotArgs } from '../../tools/zfs.js';
 import { inventoryOf, matchLayer, type Inventory, type LayerInfo } from './inventory.js';
@@ -128,7 +128,7 @@ export class StoreDatasets {
 
   /** A new temporary layer's name: storage/.tmp-<12 hex>. */
   tempName(): string {
-    return `${this.paths.storage}/${TMP_PREFIX}${randomBytes(6).toString('hex')}`;
+    return `${this.paths.storage}/${TMP_PREFIX}${randomHex(6)}`;
   }
 
   layerName(digestOrChain: string): string {

@@ -2,7 +2,7 @@
  * Runtimes (containers' roots): runtime/<id>, a writable clone of a layer; made, removed, and
  * committed as a new layer (calldown "commit").
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../file/random.js';
 import { Writable } from 'node:stream';
 import { PoolError, UsageError } from '../../errors.js';
 import { retryBusy, zfsCloneArgs, zfsDestroyArgs, zfsPromoteArgs, zfsSetArgs, zfsSnapshotArgs } from '../../tools/zfs.js';
@@ -108,7 +108,7 @@ export async function commitRuntime(store: StoreDatasets, id: string, options: {
     return true;
   };
   return withUndo(signal, async (undo) => {
-    const snap = `${rt.name}@${COMMIT_SNAPSHOT_PREFIX}${randomBytes(4).toString('hex')}`;
+    const snap = `${rt.name}@${COMMIT_SNAPSHOT_PREFIX}${randomHex(4)}`;
     // Recorded before zfs runs: one killed (Ctrl-C) after making the snapshot leaves it otherwise.
     undo.push(`snapshot ${snap}`, async () => {
       await retryBusy(() => cleanup.zfs(zfsDestroyArgs(snap, false))).catch((e: unknown) => {

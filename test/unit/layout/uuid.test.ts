@@ -8,7 +8,7 @@ import {
   guidToBytes,
   isUuid,
   makeUuid,
-  randomUuid,
+  uuidFromRandom,
   uuidToBytes,
 } from '../../../src/layout/uuid.js';
 
@@ -72,7 +72,7 @@ describe('uuids from --seed', () => {
   });
   it('is stable: the same seed and purpose always give the same uuid', () => {
     expect(deriveUuid('7', 'fs')).toBe(deriveUuid('7', 'fs'));
-    expect(makeUuid('7', 'fs')).toBe(deriveUuid('7', 'fs'));
+    expect(makeUuid('7', 'fs', () => { throw new Error('a seeded uuid takes no random bytes'); })).toBe(deriveUuid('7', 'fs'));
   });
   it('is distinct per purpose and per seed, and the separators keep seed and purpose apart', () => {
     const all = ['pfn', 'fs', 'ext4-hash-seed', 'gpt-disk', 'gpt-partition'].map((p) => deriveUuid('7', p));
@@ -92,15 +92,18 @@ describe('uuids from --seed', () => {
 });
 
 describe('random uuids', () => {
-  it('are version 4 and differ between calls', () => {
-    const a = randomUuid();
-    const b = randomUuid();
-    expect(a).toMatch(V4);
-    expect(b).toMatch(V4);
-    expect(a).not.toBe(b);
+  it('set the version 4 and variant bits on the random bytes and keep the rest', () => {
+    // 16 bytes 0xff: version nibble 4, variant bits 10.
+    expect(uuidFromRandom(Buffer.alloc(16, 0xff))).toBe('ffffffff-ffff-4fff-bfff-ffffffffffff');
+    expect(uuidFromRandom(Buffer.from('00112233445566778899aabbccddeeff', 'hex'))).toBe('00112233-4455-4677-8899-aabbccddeeff');
+    expect(() => uuidFromRandom(Buffer.alloc(15))).toThrow(/16 random bytes, got 15/);
   });
-  it('makeUuid without a seed is random', () => {
-    expect(makeUuid(undefined, 'pfn')).toMatch(V4);
-    expect(makeUuid(undefined, 'pfn')).not.toBe(makeUuid(undefined, 'pfn'));
+  it('makeUuid without a seed takes 16 bytes from the random source; with one it never asks', () => {
+    const asked: number[] = [];
+    const source = (n: number) => (asked.push(n), Buffer.alloc(n, 0x11));
+    expect(makeUuid(undefined, 'pfn', source)).toBe('11111111-1111-4111-9111-111111111111');
+    expect(asked).toEqual([16]);
+    expect(makeUuid('7', 'fs', source)).toBe(deriveUuid('7', 'fs'));
+    expect(asked).toEqual([16]);
   });
 });
