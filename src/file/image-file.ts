@@ -2,8 +2,14 @@
  * File operations on the image: a temporary file next to the target, sized without writing
  * (ftruncate: sparse, constant time), header bytes written at their offsets, renamed into place
  * at the end. Nothing here knows about partitions or filesystems.
+ *
+ * The calls on metadata and the few KiB of headers are synchronous (the functions still return
+ * promises): each is one system call of microseconds, and through node:fs/promises each would be a
+ * thread-pool round trip, the first of them loading that module (~4 ms of every create and
+ * inspect; bench/WHY.md, round 3). What can take long stays asynchronous: fsync, and copying a
+ * whole filesystem file.
  */
-import { closeSync, constants, openSync, promises as fs, readSync } from 'node:fs';
+import { closeSync, constants, fsync, ftruncateSync, linkSync, lstatSync, openSync, promises as fs, readSync, renameSync, statSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { randomHex } from './random.js';
 import { basename, dirname, join } from 'node:path';
 
@@ -14,12 +20,17 @@ export function tempPathFor(target: string): string {
 
 /** Creates `path` exclusively (never replaces anything) with `sizeBytes` of holes. */
 export async function createSparseFile(path: string, sizeBytes: number): Promise<void> {
-  const fh = await fs.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
   try {
-    await fh.truncate(sizeBytes);
+    ftruncateSync(fd, sizeBytes);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
+}
+
+/** fsync(2) on the thread pool (it may take seconds), through the callback API. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((done, fail) => fsync(fd, (e) => (e ? fail(e) : done())));
 }
 
 export interface OffsetWrite {
@@ -29,18 +40,15 @@ export interface OffsetWrite {
 
 /** Writes each buffer at its offset (pwrite), then fsyncs when asked. */
 export async function writeAt(path: string, writes: readonly OffsetWrite[], sync = false): Promise<void> {
-  const fh = await fs.open(path, constants.O_RDWR);
+  const fd = openSync(path, constants.O_RDWR);
   try {
     for (const w of writes) {
       let done = 0;
-      while (done < w.data.length) {
-        const { bytesWritten } = await fh.write(w.data, done, w.data.length - done, w.offsetBytes + done);
-        done += bytesWritten;
-      }
+      while (done < w.data.length) done += writeSync(fd, w.data, done, w.data.length - done, w.offsetBytes + done);
     }
-    if (sync) await fh.sync();
+    if (sync) await fsyncFd(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -81,50 +89,52 @@ export async function copyFileInto(source: string, path: string, offsetBytes: nu
 
 /** Reads `lengthBytes` at `offsetBytes`; short at the end of the file. */
 export async function readAt(path: string, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
-  const fh = await fs.open(path, constants.O_RDONLY);
+  const fd = openSync(path, constants.O_RDONLY);
   try {
     const buf = Buffer.alloc(lengthBytes);
-    const { bytesRead } = await fh.read(buf, 0, lengthBytes, offsetBytes);
-    return buf.subarray(0, bytesRead);
+    let got = 0;
+    while (got < lengthBytes) {
+      const n = readSync(fd, buf, got, lengthBytes - got, offsetBytes + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
 export async function fsyncFile(path: string): Promise<void> {
-  const fh = await fs.open(path, constants.O_RDONLY);
+  const fd = openSync(path, constants.O_RDONLY);
   try {
-    await fh.sync();
+    await fsyncFd(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
 /** Free bytes for an unprivileged writer on the filesystem holding `dir`. */
 export async function freeBytes(dir: string): Promise<number> {
-  const s = await fs.statfs(dir);
+  const s = statfsSync(dir);
   return Number(s.bavail) * Number(s.bsize);
 }
 
 /** Bytes the file really occupies on disk (st_blocks x 512). */
 export async function allocatedBytes(path: string): Promise<number> {
-  const s = await fs.stat(path);
-  return s.blocks * 512;
+  return statSync(path).blocks * 512;
 }
 
 export async function exists(path: string): Promise<boolean> {
-  try {
-    await fs.lstat(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
+  return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
 }
 
 /** Removes `path` if it is there; never throws for a missing file. */
 export async function removeIfExists(path: string): Promise<void> {
-  await fs.rm(path, { force: true });
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
 }
 
 /**
@@ -133,11 +143,11 @@ export async function removeIfExists(path: string): Promise<void> {
  */
 export async function publish(tempPath: string, target: string, replace: boolean): Promise<void> {
   if (replace) {
-    await fs.rename(tempPath, target);
+    renameSync(tempPath, target);
     return;
   }
-  await fs.link(tempPath, target);
-  await fs.unlink(tempPath);
+  linkSync(tempPath, target);
+  unlinkSync(tempPath);
 }
 
 /**

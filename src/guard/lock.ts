@@ -17,8 +17,12 @@
  * waiter that then wins the lock on the unlinked file tries again) and that the image path still
  * names the file we keyed (replaced while we waited: lock the new one). Nested locks on one image
  * in one process (create --mount calling attach) share the outer lock.
+ *
+ * The file calls are synchronous: a few system calls of microseconds on /run, where a thread-pool
+ * round trip each (node:fs/promises) cost more than the calls (bench/WHY.md, round 3); only the
+ * wait for another holder (the flock child) is asynchronous.
  */
-import { constants as fsConstants, existsSync, promises as fs, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BusyError, ToolMissingError } from '../errors.js';
@@ -76,7 +80,7 @@ export interface ImageLock {
 }
 
 interface Held {
-  handle: fs.FileHandle;
+  fd: number;
   file: string;
   count: number;
 }
@@ -105,51 +109,64 @@ export function fnv1a64Hex(text: string): string {
  * real path and its name: two spellings of one target (through a symlinked directory, `a/../b`)
  * are one key, so two creates of it take turns.
  */
-async function keyNowOf(path: string): Promise<string> {
-  const st = await statOrUndefined(path);
+function keyNowOf(path: string): string {
+  const st = statOrUndefined(path);
   if (st) return keyOf(path, st);
-  const dirReal = await fs.realpath(dirname(resolve(path))).catch(() => undefined);
+  let dirReal: string | undefined;
+  try {
+    dirReal = realpathSync(dirname(resolve(path)));
+  } catch {
+    dirReal = undefined;
+  }
   return keyOf(path, undefined, dirReal);
 }
 
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return await fs.stat(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+function statOrUndefined(path: string): Stats | undefined {
+  return statSync(path, { throwIfNoEntry: false });
 }
 
-async function ensureLockDir(dir: string): Promise<void> {
+function ensureLockDir(dir: string): void {
   try {
-    await fs.mkdir(dir, { recursive: true, mode: 0o1777 });
-    const st = await fs.stat(dir);
+    mkdirSync(dir, { recursive: true, mode: 0o1777 });
+    const st = statSync(dir);
     // mkdir's mode passes through the umask; the first creator makes it usable by everyone.
-    if ((st.mode & 0o1777) !== 0o1777 && st.uid === process.getuid?.()) await fs.chmod(dir, 0o1777);
+    if ((st.mode & 0o1777) !== 0o1777 && st.uid === process.getuid?.()) chmodSync(dir, 0o1777);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
 }
 
-async function openLockFile(file: string): Promise<fs.FileHandle> {
+function openLockFile(file: string): number {
   const flags = fsConstants.O_CREAT | fsConstants.O_NOFOLLOW;
   try {
-    const h = await fs.open(file, flags | fsConstants.O_RDWR, 0o666);
-    const st = await h.stat();
-    if ((st.mode & 0o666) !== 0o666 && st.uid === process.getuid?.()) await h.chmod(0o666).catch(() => undefined);
-    return h;
+    const fd = openSync(file, flags | fsConstants.O_RDWR, 0o666);
+    const st = fstatSync(fd);
+    if ((st.mode & 0o666) !== 0o666 && st.uid === process.getuid?.()) {
+      try {
+        chmodSync(file, 0o666);
+      } catch {
+        /* others then open it read-only, which locks as well */
+      }
+    }
+    return fd;
   } catch (e) {
     // Another user's lock file we may not write: a read-only descriptor locks as well.
-    if ((e as NodeJS.ErrnoException).code === 'EACCES') return fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    if ((e as NodeJS.ErrnoException).code === 'EACCES') return openSync(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
     throw e;
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }
 
 /** The holder recorded in an image's lock file, if any (the file may be stale: check the PID). */
 export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
-  const file = join(lockDir(), `${await keyNowOf(path)}.lock`);
-  return parseHolder(await fs.readFile(file, 'utf8').catch(() => ''));
+  return parseHolder(readText(join(lockDir(), `${keyNowOf(path)}.lock`)));
 }
 
 function parseHolder(text: string): LockHolder | undefined {
@@ -177,29 +194,29 @@ export async function lockImage(path: string, o: LockOptions = {}): Promise<Imag
     throw new ToolMissingError(`flock is not installed or not on PATH: install the Debian package ${TOOL_PACKAGES.flock} (mkimage locks the image with it; nothing was created or changed)`, { tool: 'flock', package: TOOL_PACKAGES.flock });
   }
   const dir = lockDir();
-  await ensureLockDir(dir);
+  ensureLockDir(dir);
   let told = false;
-  const keyNow = async () => (o.identity ? `i-${o.identity.dev}-${o.identity.ino}` : keyNowOf(path));
+  const keyNow = () => (o.identity ? `i-${o.identity.dev}-${o.identity.ino}` : keyNowOf(path));
   for (;;) {
-    const key = await keyNow();
+    const key = keyNow();
     const nested = held.get(key);
     if (nested) {
       nested.count++;
       return handleFor(key, path);
     }
     const file = join(dir, `${key}.lock`);
-    const handle = await openLockFile(file);
+    const fd = openLockFile(file);
     let ok = false;
     try {
-      let got = await flockFd(handle.fd, 0, o.signal);
+      let got = await flockFd(fd, 0, o.signal);
       if (!got) {
-        const holder = parseHolder(await fs.readFile(file, 'utf8').catch(() => ''));
+        const holder = parseHolder(readText(file));
         const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
         if (!told && left > 0) o.onWait?.(holder, left);
         told = true;
-        if (left > 0) got = await flockFd(handle.fd, left, o.signal);
+        if (left > 0) got = await flockFd(fd, left, o.signal);
         if (!got) {
-          const now = parseHolder(await fs.readFile(file, 'utf8').catch(() => '')) ?? holder;
+          const now = parseHolder(readText(file)) ?? holder;
           throw new BusyError(
             `${path} is busy: another mkimage command uses it, ${describeHolder(now)}; waited ${waitSeconds} s (wait longer with --wait SECONDS, or let that command finish)`,
             { path, holder: now, waitSeconds },
@@ -207,15 +224,21 @@ export async function lockImage(path: string, o: LockOptions = {}): Promise<Imag
         }
       }
       // Still the lock file at its path, and the path still the file we keyed? Else try again.
-      const [mine, there, now] = await Promise.all([handle.stat(), statOrUndefined(file), keyNow()]);
-      if (!there || there.ino !== mine.ino || there.dev !== mine.dev || now !== key) continue;
+      const mine = fstatSync(fd);
+      const there = statOrUndefined(file);
+      if (!there || there.ino !== mine.ino || there.dev !== mine.dev || keyNow() !== key) continue;
       const record: LockHolder = { pid: process.pid, command: o.command ?? process.argv.slice(1).join(' '), since: new Date().toISOString() };
-      await handle.truncate(0).then(() => handle.write(JSON.stringify(record), 0)).catch(() => undefined);
-      held.set(key, { handle, file, count: 1 });
+      try {
+        ftruncateSync(fd, 0);
+        writeSync(fd, JSON.stringify(record), 0);
+      } catch {
+        /* a read-only descriptor (another user's lock file): waiters are not told who, the lock holds */
+      }
+      held.set(key, { fd, file, count: 1 });
       ok = true;
       return handleFor(key, path);
     } finally {
-      if (!ok) await handle.close().catch(() => undefined);
+      if (!ok) closeSync(fd);
     }
   }
 }
@@ -233,9 +256,14 @@ function handleFor(key: string, path: string): ImageLock {
       held.delete(key);
       // Unlinked while held, so that no lock file outlives its use; a waiter holding the old
       // file notices it is no longer at its path and opens the new one.
-      const [mine, there] = await Promise.all([h.handle.stat().catch(() => undefined), statOrUndefined(h.file).catch(() => undefined)]);
-      if (mine && there && mine.ino === there.ino && mine.dev === there.dev) await fs.unlink(h.file).catch(() => undefined);
-      await h.handle.close().catch(() => undefined);
+      try {
+        const mine = fstatSync(h.fd);
+        const there = statOrUndefined(h.file);
+        if (there && mine.ino === there.ino && mine.dev === there.dev) unlinkSync(h.file);
+      } catch {
+        /* gone already, or not ours to remove: closing below releases the lock all the same */
+      }
+      closeSync(h.fd);
     },
   };
 }

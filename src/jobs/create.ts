@@ -9,7 +9,7 @@
  * A failure or a signal at any step unwinds everything done so far (Undo): the target path holds
  * the complete image or is untouched, and no loop device, pool or mount is left.
  */
-import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
+import { accessSync, constants as fsConstants, lstatSync, promises as fs, statSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BusyError, MkimageError, NoSpaceError, PermissionError, TargetExistsError, ToolFailedError, ToolMissingError, UsageError, toolFailedWith } from '../errors.js';
 import {
@@ -167,6 +167,26 @@ export function makeIds(o: Pick<CreateOptions, 'seed' | 'uuid' | 'label'>): Head
   };
 }
 
+/**
+ * Starts fallocate over the whole file (see the call in createImage). The promise never rejects:
+ * it gives fallocate's error (NoSpaceError for a full disk) or undefined. It is always waited for,
+ * also when formatting failed (fallocate takes milliseconds; a signal stops it with the job).
+ */
+function preallocate(temp: string, sizeBytes: number, dir: string, signal: AbortSignal | undefined): Promise<unknown> {
+  return fallocate(temp, 0, sizeBytes, signal).then(
+    () => undefined,
+    async (e) => {
+      if (!isNoSpace(e)) return e;
+      const free = await freeBytes(dir);
+      return new NoSpaceError(
+        `no space for a preallocated ${formatSize(sizeBytes)} image in ${dir}: ${formatSize(sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
+        { neededBytes: sizeBytes, freeBytes: free },
+        { cause: e },
+      );
+    },
+  );
+}
+
 /** A random MBR disk signature, never 0 (which Windows and some tools read as "none"). */
 function randomDiskSignature(): number {
   for (;;) {
@@ -223,13 +243,27 @@ export async function planCreate(o: CreateOptions): Promise<LayoutPlan> {
  * Everything that can be checked before a byte is written. Returns what it learnt on the way:
  * which ZFS runs here, so that building the pool does not ask again (three processes).
  */
+/** What `path` names (a dangling symlink: the link itself); undefined when nothing or unreadable. */
+function statOrLstat(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) ?? lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    try {
+      return lstatSync(path, { throwIfNoEntry: false });
+    } catch {
+      return undefined;
+    }
+  }
+}
+
 async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavour?: ZfsFlavour }> {
   let zfsFlavour: ZfsFlavour | undefined;
   const target = resolve(o.path);
   const dir = dirname(target);
-  const dirStat = await fs.stat(dir).catch(() => undefined);
+  // Synchronous checks: a thread-pool round trip each would cost more than the calls (file/image-file.ts).
+  const dirStat = statSync(dir, { throwIfNoEntry: false });
   if (!dirStat?.isDirectory()) throw new UsageError(`cannot create ${o.path}: directory ${dir} does not exist`, { dir });
-  const st = (await fs.stat(target).catch(() => undefined)) ?? (await fs.lstat(target).catch(() => undefined));
+  const st = statOrLstat(target);
   if (st?.isDirectory()) throw new UsageError(`${o.path} is a directory: give the path of the image file to create`, { path: o.path });
   if (st && !st.isFile() && !st.isSymbolicLink()) {
     // Never replaced, whatever --force says: a device node, FIFO or socket is not an old image.
@@ -249,7 +283,7 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
   if (plan.fs === 'erofs' && o.label) throw new UsageError('--label: mkfs.erofs 1.5 writes no volume label; leave it out for --fs erofs');
   if (o.populateDir) {
     if (plan.fs === 'none') throw new UsageError('--populate needs a filesystem: --fs ext4, xfs, erofs or zfs');
-    const p = await fs.stat(o.populateDir).catch(() => undefined);
+    const p = statSync(o.populateDir, { throwIfNoEntry: false });
     if (!p?.isDirectory()) throw new UsageError(`--populate ${o.populateDir} is not a directory`, { populateDir: o.populateDir });
   }
   if (plan.fs === 'zfs' && !o.zfs) throw new UsageError('--fs zfs needs --pool NAME: the name the guest imports (zpool import -d /dev/pmem0 NAME)');
@@ -259,7 +293,7 @@ async function preflight(o: CreateOptions, plan: LayoutPlan): Promise<{ zfsFlavo
     throw new PermissionError(`--fs ${plan.fs} formats a loop device of the partition, which needs root: run mkimage as root (e.g. with sudo)`, { fs: plan.fs });
   }
   try {
-    await fs.access(dir, fsConstants.W_OK);
+    accessSync(dir, fsConstants.W_OK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EROFS') throw new PermissionError(`cannot create ${o.path}: ${dir} is on a read-only file system (nothing was written): choose another directory, or remount it read-write`, { dir, code });
@@ -322,7 +356,7 @@ function fileKind(st: Stats): string {
  * use by another process (a running guest) nor attached: BusyError, the file untouched.
  */
 async function beforeWriting(o: CreateOptions, target: string): Promise<void> {
-  const st = await fs.stat(target).catch(() => undefined);
+  const st = statSync(target, { throwIfNoEntry: false });
   await recoverDeadJobs({ paths: [target], image: st && { dev: st.dev, ino: st.ino }, pools: o.zfs ? [o.zfs.pool] : [] });
   if (!st?.isFile() || !o.force) return; // preflight says what is wrong with it
   await assertNotInUse(target, 'replace');
@@ -575,22 +609,25 @@ export async function createImage(o: CreateOptions): Promise<CreateResult> {
         // Recorded first: the file exists as soon as open(2) returns, and sizing it can still fail.
         undo.push(`temporary file ${temp}`, () => removeIfExists(temp), { kind: 'file', path: temp });
         await createSparseFile(temp, plan.sizeBytes);
-        if (!sparse) {
-          try {
-            await fallocate(temp, 0, plan.sizeBytes, o.signal);
-          } catch (e) {
-            if (!isNoSpace(e)) throw e;
-            const free = await freeBytes(dirname(target));
-            throw new NoSpaceError(
-              `no space for a preallocated ${formatSize(plan.sizeBytes)} image in ${dirname(target)}: ${formatSize(plan.sizeBytes)} needed, ${formatSize(free)} free after the attempt (use --sparse or a smaller --size)`,
-              { neededBytes: plan.sizeBytes, freeBytes: free },
-              { cause: e },
-            );
-          }
+        // Preallocation runs beside the header and the filesystem (one process less on the
+        // critical path; bench/WHY.md round 3): fallocate(2) turns holes into unwritten extents
+        // and never touches blocks already written, so the finished file is the same as when it
+        // runs first. It is waited for before publishing, and stopped if formatting fails.
+        const allocation = sparse ? undefined : preallocate(temp, plan.sizeBytes, dirname(target), o.signal);
+        try {
+          phase('header', 'writing MBR/GPT and PFN info block');
+          await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
+          pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour, built);
+        } catch (e) {
+          // A full disk makes mkfs fail too: the allocation's NoSpaceError says why.
+          const allocated = await allocation;
+          throw allocated instanceof NoSpaceError ? allocated : e;
         }
-        phase('header', 'writing MBR/GPT and PFN info block');
-        await writeAt(temp, headerWrites.map((w) => ({ offsetBytes: w.offsetBytes, data: w.data })));
-        pool = await formatPartition(o, plan, temp, ids, undo, phase, zfsFlavour, built);
+        if (allocation) {
+          phase('allocate', `waiting for the preallocation of ${formatSize(plan.sizeBytes)}`);
+          const failed = await allocation;
+          if (failed) throw failed;
+        }
         if (built) await undo.settle(built.prepared.cleanup);
         phase('publish', `renaming into place as ${o.path}`);
         await fsyncFile(temp);

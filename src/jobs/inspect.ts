@@ -3,7 +3,7 @@
  * Reads only headers (the first 24 KiB, the GPT backup, a superblock at the data offset): O(1)
  * in the image size. Never trusts a length from the file without bounding it.
  */
-import { promises as fs } from 'node:fs';
+import { statSync } from 'node:fs';
 import { InvalidImageError, type Problem } from '../errors.js';
 import { readAt } from '../file/image-file.js';
 import { FS_MAGIC_PROBE_BYTES, detectFs, type DetectedFs } from '../layout/fs-magic.js';
@@ -116,7 +116,7 @@ function pfnReport(buf: Buffer): PfnReport {
 export async function readImageHeader(path: string): Promise<ImageReport> {
   let st;
   try {
-    st = await fs.stat(path);
+    st = statSync(path); // synchronous, like the header reads (file/image-file.ts)
   } catch (e) {
     throw new InvalidImageError(`cannot read ${path}: ${(e as Error).message}`, { path }, { cause: e });
   }
