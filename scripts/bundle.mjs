@@ -56,9 +56,10 @@ export async function bundleCli(outdir = resolve(REPO, 'dist/bundle')) {
     banner: { js: "const __mkimageBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
     logLevel: 'warning',
   });
-  // In a process of its own: the runs take locks and write files as the CLI does.
-  const r = spawnSync(process.execPath, [resolve(REPO, 'scripts/code-cache.cjs'), outfile], { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) process.stderr.write(`bundle: no code cache written (code-cache.cjs exited ${r.status ?? r.signal}); the CLI works without it, only starts slower\n`);
+  // In a process of its own: the runs take locks and write files as the CLI does, and print what
+  // the CLI prints (to descriptors 1 and 2: cli/output.ts), which nobody needs to see here.
+  const r = spawnSync(process.execPath, [resolve(REPO, 'scripts/code-cache.cjs'), outfile], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) process.stderr.write(`bundle: no code cache written (code-cache.cjs exited ${r.status ?? r.signal}); the CLI works without it, only starts slower\n${r.stderr.slice(-2000)}`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await bundleCli();

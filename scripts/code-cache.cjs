@@ -8,7 +8,8 @@
 // holds the functions those commands compile, not only the top level: measured, a cache taken
 // after `create` saves twice what one taken after `--version` does (bench/WHY.md, round 3).
 // A command that cannot run here (no flock, no mkfs.ext4: a build machine without them) only
-// leaves its functions out of the cache. Output of the runs is discarded.
+// leaves its functions out of the cache. scripts/bundle.mjs discards what the runs print (the CLI
+// writes to descriptors 1 and 2 itself) and shows this script's stderr only when it fails.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -21,8 +22,6 @@ async function main() {
   fs.rmSync(cacheFile, { force: true });
   const { exports: cli, script } = loadBundle(bundle);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mkimage-code-cache-'));
-  const write = { out: process.stdout.write, err: process.stderr.write };
-  process.stdout.write = process.stderr.write = () => true;
   try {
     const runs = [
       ['--version'],
@@ -34,8 +33,6 @@ async function main() {
     ];
     for (const args of runs) await cli.main(['node', 'mkimage', ...args]).catch(() => undefined);
   } finally {
-    process.stdout.write = write.out;
-    process.stderr.write = write.err;
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const data = script.createCachedData();

@@ -19,8 +19,8 @@ import { register as registerResize } from './cli/resize.js';
 import { register as registerSnapshots } from './cli/snapshots.js';
 import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
+import { writeErr, writeOut, writeRaw } from './cli/output.js';
 
-const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
 
 /** The commands, for "unknown command" and its suggestion. */
 const COMMANDS = ['create', 'inspect', 'qemu-args', 'attach', 'detach', 'destroy', 'status', 'layers', 'runtime', 'resize', 'snapshot', 'snapshots', 'send', 'receive', 'help'];
@@ -61,15 +61,15 @@ export function wantsJson(args: readonly string[]): boolean {
 
 export function handleError(e: unknown, out: OutputOptions, signal?: AbortSignal): number {
   if (e instanceof MkimageError) {
-    if (out.json) write(process.stdout, JSON.stringify({ error: e.toJSON() }, null, 2));
-    write(process.stderr, `mkimage: ${e.message}`);
-    if (out.verbose && e.stack) write(process.stderr, e.stack);
+    if (out.json) writeOut(JSON.stringify({ error: e.toJSON() }, null, 2));
+    writeErr(`mkimage: ${e.message}`);
+    if (out.verbose && e.stack) writeErr(e.stack);
     if (e instanceof InterruptedError || signal?.aborted) return signal?.reason === 'SIGTERM' ? 143 : 130;
     return e.exitStatus;
   }
   const err = e as Error;
-  write(process.stderr, `mkimage: internal error: ${err?.message ?? String(e)} (please report it; --verbose shows the stack)`);
-  if (out.verbose && err?.stack) write(process.stderr, err.stack);
+  writeErr(`mkimage: internal error: ${err?.message ?? String(e)} (please report it; --verbose shows the stack)`);
+  if (out.verbose && err?.stack) writeErr(err.stack);
   return 1;
 }
 
@@ -104,25 +104,19 @@ export function groupsFor(first: string | undefined): Register[] {
   return [registerCreate];
 }
 
-function ignoreStreamError(): void {
-  /* see main: nothing more can be said to a reader that is gone */
-}
-
 export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const ctx: CliContext = { signal: controller.signal, exitCode: 0, out: {} };
   const onSignal = (sig: NodeJS.Signals) => {
     if (controller.signal.aborted) return; // cleanup is running: a second signal must not cut it short
-    process.stderr.write(`mkimage: ${sig}: stopping and removing what was made so far\n`);
+    writeErr(`mkimage: ${sig}: stopping and removing what was made so far`);
     controller.abort(sig);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // A reader that went away (a killed parent, `| head`) makes writes fail with EPIPE. Unhandled,
-  // that error would end the process before the job's undo runs, leaving its loop device, pool or
-  // temporary image behind: output is lost, the clean-up is not.
-  // Kept for the life of the process: the error arrives after the last write, when main has returned.
-  for (const stream of [process.stdout, process.stderr]) if (!stream.listeners('error').includes(ignoreStreamError)) stream.on('error', ignoreStreamError);
+  // A reader that went away (a killed parent, `| head`) makes writes fail with EPIPE: text goes
+  // through cli/output.ts, which drops it then, so the job's undo still runs (output is lost, the
+  // clean-up is not). The byte streams on process.stdout (`-o -`) are guarded where they are used.
 
   const args = argv.slice(2);
   let usage: string | undefined; // commander's message for a usage error it found while parsing
@@ -130,6 +124,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('Build disk image files for VM and NVDIMM guests: MBR/GPT, Linux PFN info block (DAX), ext4, xfs or a ZFS pool')
     .version('0.1.0')
     .configureOutput({
+      writeOut: (text) => writeRaw(1, text),
+      writeErr: (text) => writeRaw(2, text),
       outputError: (text, write) => {
         usage = `${text.replace(/^error: /, '').trimEnd()} (see mkimage --help)`;
         write(`mkimage: ${usage}\n`);
@@ -154,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
       // help and version asked for exit 0; help shown because a subcommand is missing exits 2.
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
       if (e.code === 'commander.help' && e.exitCode === 0) return 0;
-      if (ctx.out.json && usage !== undefined) write(process.stdout, JSON.stringify({ error: new UsageError(usage, { reason: e.code }).toJSON() }, null, 2));
+      if (ctx.out.json && usage !== undefined) writeOut(JSON.stringify({ error: new UsageError(usage, { reason: e.code }).toJSON() }, null, 2));
       return 2;
     }
     return handleError(e, ctx.out, controller.signal);

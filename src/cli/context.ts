@@ -1,6 +1,7 @@
 /** What every command module shares: the abort signal, the output options, the exit status. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_LOCK_WAIT_SECONDS, type LockHolder } from '../guard/lock.js';
+import { isTerminal, writeErr, writeOut } from './output.js';
 
 export interface OutputOptions {
   json?: boolean;
@@ -18,18 +19,16 @@ export interface CliContext {
 
 export type Register = (program: Command, ctx: CliContext) => void;
 
-const write = (stream: NodeJS.WriteStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
-
 /** JSON on stdout with --json, else the human lines (nothing with --quiet). */
 export function printResult(out: OutputOptions, result: unknown, human: () => string): void {
-  if (out.json) write(process.stdout, JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
-  else if (!out.quiet) write(process.stdout, human());
+  if (out.json) writeOut(JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
+  else if (!out.quiet) writeOut(human());
 }
 
 /** Progress on stderr only for a person watching (a TTY), and not with --quiet or --json. */
 export function progressPrinter(out: OutputOptions): ((e: { phase: string; message: string }) => void) | undefined {
-  if (out.quiet || out.json || !process.stderr.isTTY) return undefined;
-  return (e) => write(process.stderr, `mkimage: ${e.phase}: ${e.message}`);
+  if (out.quiet || out.json || !isTerminal(2)) return undefined;
+  return (e) => writeErr(`mkimage: ${e.phase}: ${e.message}`);
 }
 
 export function collect(value: string, previous: string[] = []): string[] {
@@ -54,7 +53,7 @@ export function waitOption(command: Command): Command {
 export function waitPrinter(out: OutputOptions): ((holder: LockHolder | undefined, seconds: number) => void) | undefined {
   if (out.quiet || out.json) return undefined;
   return (h, seconds) =>
-    write(process.stderr, `mkimage: waiting up to ${seconds} s for ${h ? `PID ${h.pid} (${h.command}), which has used the image since ${h.since}` : 'another mkimage command using the image'}`);
+    writeErr(`mkimage: waiting up to ${seconds} s for ${h ? `PID ${h.pid} (${h.command}), which has used the image since ${h.since}` : 'another mkimage command using the image'}`);
 }
 
 /** The lock options of a command's flags. */

@@ -4,6 +4,7 @@ import { UsageError } from '../errors.js';
 import { FS_TYPES, MEMMAP_MODES, TABLE_TYPES, minimumImageBytes } from '../layout/plan.js';
 import { formatSize, parseSize } from '../layout/units.js';
 import { printResult, progressPrinter, waitFlags, waitOption, type CliContext } from './context.js';
+import { writeErr } from './output.js';
 import { formatImport, importCreateOption, importProgress, xattrWarning } from './layers.js';
 import { zfsCreateOptions, zfsCreateRequest, type ZfsCreateFlags } from './zfs.js';
 
@@ -88,7 +89,7 @@ export function register(program: Command, ctx: CliContext): void {
       });
       const imported = result.imported;
       const warning = imported && xattrWarning(imported);
-      if (warning && !flags.quiet) process.stderr.write(`${warning}\n`);
+      if (warning && !flags.quiet) writeErr(warning);
       printResult(flags, result, () => {
         const lines = [
           `${result.path}: ${formatSize(result.sizeBytes)} ${result.fs === 'none' ? 'image without filesystem' : result.fs}, ${result.sparse ? 'sparse' : 'preallocated'} (${formatSize(result.allocatedBytes)} on disk), ${result.table.toUpperCase()}`,

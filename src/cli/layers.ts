@@ -10,6 +10,7 @@ import { formatSize, parseSize } from '../layout/units.js';
 import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
 import { collect, parseWait, printResult, waitFlags, type CliContext, type OutputOptions } from './context.js';
+import { byteStdout, isTerminal, writeErr } from './output.js';
 import { DEFAULT_LOCK_WAIT_SECONDS } from '../guard/lock.js';
 
 interface Out extends OutputOptions {
@@ -35,24 +36,20 @@ const short = (digest: string) => (digest === 'empty' ? 'empty' : digest.slice(0
 
 /** Progress lines on stderr for a person watching: each layer's start and end, bytes every 64 MiB. */
 export function importProgress(out: OutputOptions): ((e: ImportEvent) => void) | undefined {
-  if (out.quiet || out.json || !process.stderr.isTTY) return undefined;
+  if (out.quiet || out.json || !isTerminal(2)) return undefined;
   let started = 0;
   let nextReport = 0;
   return (e) => {
     if (e.kind === 'layer-start') {
       started = Date.now();
       nextReport = 64 * 1024 * 1024;
-      process.stderr.write(`mkimage: ${e.image}: layer ${e.index + 1}/${e.total} ${short(e.digest ?? '?')}${e.size ? ` (${formatSize(e.size)} stored)` : ''}\n`);
+      writeErr(`mkimage: ${e.image}: layer ${e.index + 1}/${e.total} ${short(e.digest ?? '?')}${e.size ? ` (${formatSize(e.size)} stored)` : ''}`);
     } else if (e.kind === 'layer-bytes' && e.bytes >= nextReport) {
       nextReport += 64 * 1024 * 1024;
-      process.stderr.write(`mkimage:   ${formatSize(e.bytes)} extracted${e.size ? `, ${Math.floor((100 * e.storedBytes) / e.size)}% read` : ''}\n`);
+      writeErr(`mkimage:   ${formatSize(e.bytes)} extracted${e.size ? `, ${Math.floor((100 * e.storedBytes) / e.size)}% read` : ''}`);
     } else if (e.kind === 'layer-done') {
       const s = (Date.now() - started) / 1000;
-      process.stderr.write(
-        e.status === 'present'
-          ? `mkimage:   present already\n`
-          : `mkimage:   extracted ${formatSize(e.bytes)} in ${s.toFixed(1)} s (${(e.bytes / 1048576 / Math.max(s, 0.001)).toFixed(1)} MiB/s)\n`,
-      );
+      writeErr(e.status === 'present' ? 'mkimage:   present already' : `mkimage:   extracted ${formatSize(e.bytes)} in ${s.toFixed(1)} s (${(e.bytes / 1048576 / Math.max(s, 0.001)).toFixed(1)} MiB/s)`);
     }
   };
 }
@@ -105,7 +102,7 @@ export function register(program: Command, ctx: CliContext): void {
     const r = await importLayers(image, sources, { ...jobOptions(flags, ctx), onEvent: importProgress(flags) });
     printResult(flags, r, () => formatImport(r));
     const warning = xattrWarning(r);
-    if (warning && !flags.quiet) process.stderr.write(`${warning}\n`);
+    if (warning && !flags.quiet) writeErr(warning);
   });
 
   common(layers.command('list').description('the layers: digest, parent, space used, image references, runtimes').argument('<image>', 'image file')).action(
@@ -127,12 +124,12 @@ export function register(program: Command, ctx: CliContext): void {
   ).action(async (image: string, digest: string, flags: Out & { output: string; force?: boolean }) => {
     const toStdout = flags.output === '-';
     if (toStdout && flags.json) throw new UsageError('-o - writes the tar on stdout, which leaves no room for --json: write to a file (-o FILE --json) or drop --json');
-    if (toStdout && process.stdout.isTTY) throw new UsageError('-o - would write a tar to the terminal: redirect stdout to a file or pipe');
+    if (toStdout && isTerminal(1)) throw new UsageError('-o - would write a tar to the terminal: redirect stdout to a file or pipe');
     const existing = toStdout ? undefined : await fs.stat(flags.output).catch(() => undefined);
     if (existing?.isDirectory()) throw new UsageError(`-o ${flags.output} is a directory: give a file name`);
     if (existing && !flags.force) throw new TargetExistsError(flags.output);
     const { exportLayer } = await import('../jobs/layers.js');
-    const r = await exportLayer(image, digest, toStdout ? process.stdout : flags.output, jobOptions(flags, ctx));
+    const r = await exportLayer(image, digest, toStdout ? byteStdout() : flags.output, jobOptions(flags, ctx));
     const { layer, ...rest } = r;
     const result = { ...rest, layer: layer.digest, dataset: layer.dataset, parent: layer.parent, output: flags.output };
     if (!toStdout) printResult(flags, result, () => `${flags.output}: layer ${short(layer.digest)} on ${layer.parent ? short(layer.parent) : '-'}: ${r.entries} entries (${r.whiteouts} whiteouts), ${formatSize(r.bytes)}, sha256 ${r.digest}`);

@@ -7,6 +7,7 @@ import { UsageError } from '../errors.js';
 import { parseSize } from '../layout/units.js';
 import { PMEM_DEVICES, type PmemDevice } from '../tools/qemu.js';
 import { printResult, type CliContext } from './context.js';
+import { writeRaw } from './output.js';
 
 interface QemuFlags {
   mem: string;
@@ -57,7 +58,7 @@ export function register(program: Command, ctx: CliContext): void {
         throw new UsageError(`${image} has no ext4, xfs or erofs filesystem to be the guest's root, so there is no root= command line: in the guest, ${r.mountHint}`, { mountHint: r.mountHint });
       }
       if (flags.null) {
-        process.stdout.write(flags.cmdline ? `${r.cmdline}\0` : r.args.map((a) => `${a}\0`).join(''));
+        writeRaw(1, flags.cmdline ? `${r.cmdline}\0` : r.args.map((a) => `${a}\0`).join(''));
         return;
       }
       printResult(flags, r, () => (flags.cmdline ? r.cmdline! : r.shell));

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { SnapshotInfo } from '../jobs/snapshots.js';
 import { printResult, waitFlags, waitOption, type CliContext, type OutputOptions } from './context.js';
+import { isTerminal, writeErr } from './output.js';
 
 interface Common extends OutputOptions {
   mount?: string;
@@ -57,12 +58,12 @@ export function register(program: Command, ctx: CliContext): void {
       .requiredOption('-o, --output <file>', 'the stream file (written whole or not at all), or - for stdout (not a terminal)'),
   ).action(async (image: string, what: string, flags: Common & { from?: string; output: string }) => {
     const toStdout = flags.output === '-';
-    if (toStdout && process.stdout.isTTY) throw new UsageError('-o -: standard output is a terminal; redirect it to a file or a pipe (a stream is binary)');
+    if (toStdout && isTerminal(1)) throw new UsageError('-o -: standard output is a terminal; redirect it to a file or a pipe (a stream is binary)');
     if (toStdout && flags.json) throw new UsageError('--json and -o - both want standard output: give -o FILE');
     const { sendImage } = await import('../jobs/snapshots.js');
     const r = await sendImage(image, what, toStdout ? 1 : flags.output, { from: flags.from, mount: flags.mount, signal: ctx.signal, ...waitFlags(flags) });
     if (toStdout) {
-      if (!flags.quiet) process.stderr.write(`mkimage: sent ${r.from ? `${r.from} .. ` : ''}${r.snapshot}\n`);
+      if (!flags.quiet) writeErr(`mkimage: sent ${r.from ? `${r.from} .. ` : ''}${r.snapshot}`);
       return;
     }
     printResult(flags, r, () => `${r.output}: ${r.from ? `incremental ${r.from} .. ` : 'full '}${r.snapshot}, ${r.bytes} bytes`);
@@ -77,7 +78,7 @@ export function register(program: Command, ctx: CliContext): void {
       .requiredOption('-i, --input <file>', 'the stream file, or - for stdin (not a terminal)'),
   ).action(async (image: string, dataset: string | undefined, flags: Common & { input: string }) => {
     const fromStdin = flags.input === '-';
-    if (fromStdin && process.stdin.isTTY) throw new UsageError('-i -: standard input is a terminal; pipe or redirect a stream into it');
+    if (fromStdin && isTerminal(0)) throw new UsageError('-i -: standard input is a terminal; pipe or redirect a stream into it');
     const { receiveImage } = await import('../jobs/snapshots.js');
     const r = await receiveImage(image, dataset, fromStdin ? process.stdin : flags.input, { mount: flags.mount, signal: ctx.signal, ...waitFlags(flags) });
     printResult(flags, r, () => `${r.dataset}: received ${r.incremental ? 'incremental' : 'full'} stream of ${r.stream.toName}${r.snapshots.length ? `; new snapshots ${r.snapshots.join(' ')}` : ''}`);

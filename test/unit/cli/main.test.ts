@@ -1,19 +1,16 @@
 /** The CLI's exit statuses for what commander decides alone (no job runs). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { editDistance, groupsFor, main, unknownCommand, wantsJson } from '../../../src/cli.js';
+import { sink } from '../../../src/cli/output.js';
 
 afterEach(() => vi.restoreAllMocks());
 
 async function exitOf(args: string[]): Promise<{ status: number; stderr: string; stdout: string }> {
   let stderr = '';
   let stdout = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
+  vi.spyOn(sink, 'write').mockImplementation((fd: number, bytes: Buffer) => {
+    if (fd === 1) stdout += bytes.toString();
+    else stderr += bytes.toString();
   });
   const status = await main(['node', 'mkimage', ...args]);
   return { status, stderr, stdout };
@@ -99,12 +96,9 @@ describe('only the command group asked for is declared', () => {
   // What commander prints for each: the same with one group declared as with all of them.
   async function output(args: string[]): Promise<{ status: number; out: string }> {
     let out = '';
-    const grab = (chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    };
-    vi.spyOn(process.stdout, 'write').mockImplementation(grab);
-    vi.spyOn(process.stderr, 'write').mockImplementation(grab);
+    vi.spyOn(sink, 'write').mockImplementation((_fd: number, bytes: Buffer) => {
+      out += bytes.toString();
+    });
     const status = await main(['node', 'mkimage', ...args]);
     vi.restoreAllMocks();
     return { status, out };
