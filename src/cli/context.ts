@@ -1,6 +1,7 @@
 /** What every command module shares: the abort signal, the output options, the exit status. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { DEFAULT_LOCK_WAIT_SECONDS, type LockHolder } from '../guard/lock.js';
+import type { LockHolder } from '../guard/lock.js';
+import { DEFAULT_LOCK_WAIT_SECONDS } from '../guard/lock-wait.js';
 import { isTerminal, writeErr, writeOut } from './output.js';
 
 export interface OutputOptions {

@@ -9,9 +9,8 @@ import { TargetExistsError, UsageError } from '../errors.js';
 import { formatSize, parseSize } from '../layout/units.js';
 import type { ImportResult, LayerJobOptions } from '../jobs/layers.js';
 import type { ImportEvent, LayerInfo } from '../layers/store.js';
-import { collect, parseWait, printResult, waitFlags, type CliContext, type OutputOptions } from './context.js';
+import { collect, printResult, waitFlags, waitOption, type CliContext, type OutputOptions } from './context.js';
 import { byteStdout, isTerminal, writeErr } from './output.js';
-import { DEFAULT_LOCK_WAIT_SECONDS } from '../guard/lock.js';
 
 interface Out extends OutputOptions {
   mount?: string;
@@ -20,10 +19,9 @@ interface Out extends OutputOptions {
 }
 
 const common = (c: Command) =>
-  c
+  waitOption(c)
     .option('--mount <dir>', 'if the image is not attached: import its pool with this altroot while the command runs (default /run/mkimage/pools/<pool>)')
     .option('--base <dataset>', 'the dataset below the pool holding storage/ and runtime/ (default: the pool itself)')
-    .option('--wait <seconds>', `how long to wait while another mkimage command uses the image (default ${DEFAULT_LOCK_WAIT_SECONDS}; 0: fail at once with EBUSY)`, parseWait)
     .option('--json', 'print the result as one JSON document')
     .option('-q, --quiet', 'print nothing on success')
     .option('-v, --verbose', 'print stacks with errors');

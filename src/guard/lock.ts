@@ -28,6 +28,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BusyError, ToolMissingError } from '../errors.js';
 import { TOOL_PACKAGES, hasTool } from '../tools/exec.js';
 import { flockFd as flockFdRaw } from '../tools/flock.js';
+import { DEFAULT_LOCK_WAIT_SECONDS } from './lock-wait.js';
 
 /** flock(1) missing: said before anything is done, with the package to install. */
 async function flockFd(fd: number, waitSeconds: number, signal?: AbortSignal): Promise<boolean> {
@@ -39,8 +40,7 @@ async function flockFd(fd: number, waitSeconds: number, signal?: AbortSignal): P
   }
 }
 
-/** How long a command waits for another one on the same image unless told (--wait SECONDS). */
-export const DEFAULT_LOCK_WAIT_SECONDS = 60;
+export { DEFAULT_LOCK_WAIT_SECONDS };
 
 export function lockDir(): string {
   if (process.env.MKIMAGE_LOCK_DIR) return process.env.MKIMAGE_LOCK_DIR;

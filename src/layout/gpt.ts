@@ -209,18 +209,18 @@ export function decodeGptHeader(buf: Buffer): GptHeader {
 /** The used entries, each with its slot number in the array (empty slots are skipped). */
 export function decodeGptEntries(array: Buffer, count = GPT_ENTRY_COUNT, size = GPT_ENTRY_BYTES): Array<GptEntry & { slot: number }> {
   const out: Array<GptEntry & { slot: number }> = [];
+  const typeGuidAt = GPT_ENTRY.offsetOf('partitionTypeGuid');
   for (let i = 0; i < count && (i + 1) * size <= array.length; i++) {
-    const e = GPT_ENTRY.decode(array, i * size);
-    if (e.partitionTypeGuid.every((b) => b === 0)) continue;
-    out.push({
-      ...e,
-      slot: i,
-      partitionTypeGuid: Buffer.from(e.partitionTypeGuid),
-      uniquePartitionGuid: Buffer.from(e.uniquePartitionGuid),
-      partitionName: Buffer.from(e.partitionName),
-    });
+    // An unused entry (type GUID all zero) is skipped before decoding: most of the 128 are.
+    if (isZero(array, i * size + typeGuidAt, 16)) continue;
+    out.push({ ...GPT_ENTRY.decode(array, i * size), slot: i });
   }
   return out;
+}
+
+function isZero(buf: Uint8Array, at: number, length: number): boolean {
+  for (let i = at; i < at + length; i++) if (buf[i] !== 0) return false;
+  return true;
 }
 
 export function describeGptEntry(e: GptEntry) {
