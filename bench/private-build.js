@@ -20,6 +20,5 @@ export async function privateBuild() {
   const { bundleCli } = await import('../scripts/bundle.mjs');
   await bundleCli(join(PRIVATE, 'dist/bundle'));
   mkdirSync(join(PRIVATE, 'bin'), { recursive: true });
-  writeFileSync(BIN, readFileSync(join(REPO, 'bin/mkimage.js')));
-  writeFileSync(join(PRIVATE, 'bin/package.json'), readFileSync(join(REPO, 'bin/package.json')));
+  for (const f of ['mkimage.js', 'load-bundle.js', 'package.json']) writeFileSync(join(PRIVATE, 'bin', f), readFileSync(join(REPO, 'bin', f)));
 }

@@ -48,7 +48,7 @@ export interface LifecycleOptions {
 }
 
 /** The lock options of a job's options. */
-export function lockOptions(o: { waitSeconds?: number; onWait?: LockOptions['onWait']; signal?: AbortSignal }): LockOptions {
+function lockOptions(o: { waitSeconds?: number; onWait?: LockOptions['onWait']; signal?: AbortSignal }): LockOptions {
   return { waitSeconds: o.waitSeconds, onWait: o.onWait, signal: o.signal };
 }
 

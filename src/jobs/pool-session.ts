@@ -1,11 +1,17 @@
 /**
  * A job on an image's pool: hold the image's lock, attach the image when it is not attached
  * (loop device, zpool import under a private altroot), run, and leave the image as found
- * (detached again, or still attached when it was). The snapshot, send, receive and layer
- * housekeeping commands run through it.
+ * (detached again, or still attached when it was). Every job on a pool runs through it: the
+ * layer and runtime commands (jobs/layers.ts), snapshot, snapshots, send and receive.
+ *
+ * Journaled: a job killed while it has the image attached for itself leaves it to be detached by
+ * the next command (jobs/recover.ts), not attached for good. The image's identity is taken before
+ * attaching, so that nothing can stand between the attachment and its journal record.
  */
-import { promises as fs } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { MkimageError } from '../errors.js';
+import { removeEmptyTree } from '../file/empty-dirs.js';
 import { withImageLock, type LockOptions } from '../guard/lock.js';
 import { Undo } from '../undo.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
@@ -38,46 +44,73 @@ export interface PoolSession {
 }
 
 export async function withPool<T>(image: string, o: PoolJobOptions, body: (s: PoolSession) => Promise<T>): Promise<T> {
-  return withImageLock(image, { waitSeconds: o.waitSeconds, onWait: o.onWait, command: o.command, signal: o.signal }, async () => {
-    const run = o.run ?? defaultRun;
-    const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
-    const attached = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });
-    const session: PoolSession = { zfs: new Zfs(flavour, run, o.signal), pool: attached.pool, attached, attachedByJob: !attached.alreadyAttached };
-    // Journaled as the layer jobs do: a job killed while it has the image attached for itself
-    // leaves it to be detached by the next command (jobs/recover.ts), not attached for good.
-    const st = await fs.stat(attached.file);
-    const undo = new Undo({ journal: { image: { path: attached.file, dev: st.dev, ino: st.ino }, pools: [attached.pool] } });
-    const detachStep = session.attachedByJob
-      ? undo.push(`attachment of ${attached.file}`, async () => void (await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir })), {
-          kind: 'attached',
-          file: attached.file,
-          dev: st.dev,
-          ino: st.ino,
-          pool: attached.pool,
-          guid: attached.guid,
-        })
-      : undefined;
-    let result: T;
-    try {
-      result = await body(session);
-    } catch (error) {
-      let detached = true;
-      if (detachStep !== undefined) {
-        try {
-          await undo.settle(detachStep);
-        } catch (detachError) {
-          detached = false; // the journal keeps the step: the next command detaches it
-          if (error instanceof MkimageError) {
-            error.data.detachError = (detachError as Error).message;
-            error.message += `; detaching ${image} failed too: ${(detachError as Error).message}`;
-          }
+  return withImageLock(image, { waitSeconds: o.waitSeconds, onWait: o.onWait, command: o.command, signal: o.signal }, () => poolJob(image, o, body));
+}
+
+async function poolJob<T>(image: string, o: PoolJobOptions, body: (s: PoolSession) => Promise<T>): Promise<T> {
+  const run = o.run ?? defaultRun;
+  const flavour = o.flavour ?? (await detectFlavour(run, { signal: o.signal }));
+  // The image is locked: the file its path names now is the one attached below.
+  const st = statSync(image);
+  // The first directory of --mount that is not there yet: attaching makes it, and when this job
+  // detaches again it is removed again if empty (as the default altroot is), not left behind.
+  const madeMount = o.mount === undefined ? undefined : firstMissing(resolve(o.mount));
+  const removeMadeMount = async () => {
+    if (madeMount) await removeEmptyTree(madeMount).catch(() => undefined);
+  };
+  let attached: AttachedImage;
+  try {
+    attached = await attachImage(image, { signal: o.signal, run, flavour, mount: o.mount, mountIfDetached: true, runtimeDir: o.runtimeDir });
+  } catch (e) {
+    await removeMadeMount();
+    throw e;
+  }
+  const undo = new Undo({ journal: { image: { path: attached.file, dev: st.dev, ino: st.ino }, pools: [attached.pool] } });
+  const session: PoolSession = { zfs: new Zfs(flavour, run, o.signal), pool: attached.pool, attached, attachedByJob: !attached.alreadyAttached };
+  const detachStep = session.attachedByJob
+    ? undo.push(`attachment of ${attached.file}`, async () => void (await detachImage(image, { run, flavour, runtimeDir: o.runtimeDir })), {
+        kind: 'attached',
+        file: attached.file,
+        dev: st.dev,
+        ino: st.ino,
+        pool: attached.pool,
+        guid: attached.guid,
+      })
+    : undefined;
+  let result: T;
+  try {
+    result = await body(session);
+  } catch (error) {
+    let detached = true;
+    if (detachStep !== undefined) {
+      try {
+        await undo.settle(detachStep);
+      } catch (detachError) {
+        detached = false; // the journal keeps the step: the next command detaches it
+        if (error instanceof MkimageError) {
+          error.data.detachError = (detachError as Error).message;
+          error.message += `; detaching ${image} failed too: ${(detachError as Error).message}`;
         }
       }
-      if (detached) undo.release();
-      throw error;
     }
-    if (detachStep !== undefined) await undo.settle(detachStep);
-    undo.release();
-    return result;
-  });
+    if (detached) {
+      undo.release();
+      if (session.attachedByJob) await removeMadeMount();
+    }
+    throw error;
+  }
+  if (detachStep !== undefined) await undo.settle(detachStep);
+  undo.release();
+  if (session.attachedByJob) await removeMadeMount();
+  return result;
+}
+
+/** The highest directory of `path` that does not exist (undefined when `path` exists). */
+function firstMissing(path: string): string | undefined {
+  let missing: string | undefined;
+  for (let p = path; p !== dirname(p); p = dirname(p)) {
+    if (lstatSync(p, { throwIfNoEntry: false })) return missing;
+    missing = p;
+  }
+  return missing;
 }
