@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { PoolError, UsageError, type ToolFailedError } from '../errors.js';
 import { removeEmptyTree } from '../file/empty-dirs.js';
+import { detectZfsLabel, type DetectedZfsLabel } from './zfs-detect.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { copyTree } from '../tools/mount.js';
 import {
@@ -85,6 +86,8 @@ export interface BuildPoolOptions extends PoolRequest {
    * taken since is still refused, by zpool create itself, with the same PoolError.
    */
   nameCheckedFree?: boolean;
+  /** Reads the vdev's label after the export (tests: what a fake ZFS wrote). Default: from the device. */
+  readLabel?: (device: string) => Promise<DetectedZfsLabel | undefined>;
 }
 
 export interface BuildPoolResult {
@@ -301,9 +304,6 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
     if (inCore === plan.pool && /pool already exists/.test(String((e as ToolFailedError)?.data?.stderr ?? ''))) throw nameTaken(flavour, plan.pool);
     throw e;
   }
-  const created = await zfs.findPool(inCore);
-  if (!created) throw new PoolError(`zpool create ${plan.pool} reported success but no pool ${inCore} is imported`, { pool: plan.pool });
-
   // Only the leaves, each with -p: `zfs create -p tank/storage/empty` makes tank/storage too (no
   // dataset of the plan has options of its own), one process instead of one per level.
   for (const d of plan.datasets.filter((x) => !plan.datasets.some((y) => y.startsWith(`${x}/`)))) {
@@ -330,10 +330,19 @@ export async function buildPool(o: BuildPoolOptions, undo: Undo): Promise<BuildP
   // the build directory goes now.
   undo.forget(poolUndo);
   await undo.settle(altrootUndo);
+  // What a guest will import: the exported pool's label on the vdev, read back (instead of a
+  // `zpool list` while it was imported: one zfs command less, ~0.1 s on zfs-fuse).
+  const label = await (o.readLabel ?? ((device) => detectZfsLabel(device, 0)))(o.device);
+  if (!label || label.pool !== plan.pool || label.state !== 'exported') {
+    throw new PoolError(
+      `zpool create ${plan.pool} and zpool export reported success, but the device's label ${label ? `names pool ${label.pool} in state ${label.state}` : 'is not a valid ZFS label'}`,
+      { pool: plan.pool, label },
+    );
+  }
 
   return {
     pool: plan.pool,
-    guid: created.guid,
+    guid: label.guid,
     flavour,
     datasets: [plan.pool, ...plan.datasets.map((d) => `${plan.pool}/${d}`)].sort(datasetOrder),
     snapshots: plan.snapshots.map((sn) => `${plan.pool}/${sn}`).sort(datasetOrder),

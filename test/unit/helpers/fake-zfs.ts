@@ -11,6 +11,7 @@
 import { ToolFailedError } from '../../../src/errors.js';
 import type { RunOptions, RunResult, Runner } from '../../../src/tools/exec.js';
 import type { ZfsFlavour } from '../../../src/tools/zfs.js';
+import type { DetectedZfsLabel } from '../../../src/jobs/zfs-detect.js';
 
 export const OPENZFS: ZfsFlavour = { kind: 'openzfs', version: '2.1.5', poolVersion: 5000, description: 'openzfs 2.1.5' };
 export const FUSE: ZfsFlavour = { kind: 'zfs-fuse', version: '0.7.0', poolVersion: 23, description: 'zfs-fuse 0.7.0 (pool version 23)' };
@@ -25,9 +26,16 @@ export interface FakePool {
   mountpoint: string;
   datasets: string[];
   snapshots: string[];
+  /** The name in the label when it differs from the in-core one (zpool create -t). */
+  diskName?: string;
 }
 
 export class FakeZfs {
+  /** What the label of an exported pool's vdev says (buildPool reads it back after the export). */
+  readonly readLabel = async (device: string): Promise<DetectedZfsLabel | undefined> => {
+    const p = [...this.exported.values()].find((x) => x.vdev === device);
+    return p && { pool: p.diskName ?? p.name, guid: p.guid, vdevGuid: '1', version: this.flavour.poolVersion, state: 'exported', txg: '4', label: 0 };
+  };
   readonly calls: string[] = [];
   readonly pools = new Map<string, FakePool>();
   /** Exported pools by name, importable again (from whatever device `import -d` names). */
@@ -102,7 +110,7 @@ export class FakeZfs {
           if (this.pools.has(name)) fail(`cannot create '${name}': pool already exists`);
           const altroot = args[args.indexOf('-R') + 1]!;
           const m = args.indexOf('-m');
-          this.pools.set(name, { name, guid: String(this.nextGuid++), vdev: device, altroot, mountpoint: m >= 0 ? args[m + 1]! : `/${real}`, datasets: [name], snapshots: [] });
+          this.pools.set(name, { name, diskName: real, guid: String(this.nextGuid++), vdev: device, altroot, mountpoint: m >= 0 ? args[m + 1]! : `/${real}`, datasets: [name], snapshots: [] });
           return ok();
         }
         case 'export':

@@ -5,7 +5,7 @@ import { withUndo } from '../../../src/undo.js';
 import { FUSE, FakeZfs, OPENZFS } from '../helpers/fake-zfs.js';
 
 const build = (fake: FakeZfs, o: Partial<Parameters<typeof buildPool>[0]> = {}) =>
-  withUndo(undefined, (undo) => buildPool({ device: '/dev/loop3', pool: 'tank', run: fake.runner, flavour: fake.flavour, ...o }, undo));
+  withUndo(undefined, (undo) => buildPool({ device: '/dev/loop3', pool: 'tank', run: fake.runner, flavour: fake.flavour, readLabel: fake.readLabel, ...o }, undo));
 
 describe('planPool', () => {
   it('calldown (the default): storage, storage/empty@extracted, runtime', () => {
