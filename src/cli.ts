@@ -21,7 +21,6 @@ import { register as registerZfs } from './cli/zfs.js';
 import type { CliContext, OutputOptions } from './cli/context.js';
 import { writeErr, writeOut, writeRaw } from './cli/output.js';
 
-
 /** The commands, for "unknown command" and its suggestion. */
 const COMMANDS = ['create', 'inspect', 'qemu-args', 'attach', 'detach', 'destroy', 'status', 'layers', 'runtime', 'resize', 'snapshot', 'snapshots', 'send', 'receive', 'help'];
 

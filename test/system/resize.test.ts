@@ -5,47 +5,21 @@
  * are those of the image before. kill -9 at each phase of a resize leaves a valid image that a
  * second resize completes.
  */
-import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { mkdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { readAt } from '../../src/file/image-file.js';
 import { MiB } from '../../src/layout/units.js';
 import { injectFault, mkimage } from './helpers/faults.js';
-import { cleanDir, cli, loopsUnder, mountsUnder, sh, tempDir, withLoop } from './helpers/machine.js';
-import { ensureZfsDaemon, type ZfsDaemon } from './helpers/zfs-daemon.js';
+import { cli, loopsUnder, mountsUnder, sh, withLoop } from './helpers/machine.js';
+import { importedPools, zfsTestBed } from './helpers/zfs-test-bed.js';
 
-let daemon: ZfsDaemon;
-beforeAll(async () => {
-  daemon = await ensureZfsDaemon();
-});
-afterAll(async () => {
-  await daemon?.stop();
-});
-
+const bed = zfsTestBed({ poolPrefix: 'mkr', dirPrefix: 'mkimage-resize-' });
+const poolName = bed.poolName;
 let dir: string;
-let pools: string[];
-const poolName = () => {
-  const p = `mkr${randomBytes(3).toString('hex')}`;
-  pools.push(p);
-  return p;
-};
-
-async function importedPools(): Promise<string[]> {
-  const r = await sh('zpool', ['list', '-H', '-o', 'name']);
-  return r.stdout.split('\n').filter(Boolean);
-}
-
-beforeEach(async () => {
-  dir = await tempDir('mkimage-resize-');
-  pools = [];
-});
-afterEach(async () => {
-  const leftPools = (await importedPools()).filter((p) => pools.includes(p));
-  for (const p of leftPools) await sh('zpool', ['export', '-f', p]);
-  const left = await cleanDir(dir);
-  expect({ pools: leftPools, ...left }).toEqual({ pools: [], loops: [], mounts: [] });
+beforeEach(() => {
+  dir = bed.dir();
 });
 
 async function json(args: string[]) {

@@ -7,37 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, cleanDir, cli, loopsUnder, sh, tempDir } from './helpers/machine.js';
-import { ensureZfsDaemon, type ZfsDaemon } from './helpers/zfs-daemon.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { BIN, cli, loopsUnder, sh } from './helpers/machine.js';
+import { zfsTestBed } from './helpers/zfs-test-bed.js';
 
-let daemon: ZfsDaemon;
-beforeAll(async () => {
-  daemon = await ensureZfsDaemon();
-});
-afterAll(async () => {
-  await daemon?.stop();
-});
-
+const bed = zfsTestBed({ poolPrefix: 'mks', dirPrefix: 'mkimage-snap-' });
+const poolName = bed.poolName;
 let dir: string;
-let pools: string[];
-const poolName = () => {
-  const p = `mks${randomBytes(3).toString('hex')}`;
-  pools.push(p);
-  return p;
-};
-async function importedPools(): Promise<string[]> {
-  return (await sh('zpool', ['list', '-H', '-o', 'name'])).stdout.split('\n').filter(Boolean);
-}
-beforeEach(async () => {
-  dir = await tempDir('mkimage-snap-');
-  pools = [];
-});
-afterEach(async () => {
-  const leftPools = (await importedPools()).filter((p) => pools.includes(p));
-  for (const p of leftPools) await sh('zpool', ['export', '-f', p]);
-  const left = await cleanDir(dir);
-  expect({ pools: leftPools, ...left }).toEqual({ pools: [], loops: [], mounts: [] });
+beforeEach(() => {
+  dir = bed.dir();
 });
 
 async function ok(args: string[]) {

@@ -5,10 +5,9 @@
  * directory of it is left (other pools on the host, e.g. other test files', are never touched).
  */
 import { execa } from 'execa';
-import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { removeEmptyTree } from '../../src/file/empty-dirs.js';
 import { createSparseFile, readAt, removeIfExists, writeAt } from '../../src/file/image-file.js';
 import { makeIds } from '../../src/jobs/create.js';
@@ -22,40 +21,14 @@ import { MiB } from '../../src/layout/units.js';
 import { VDEV_PHYS_BYTES, sealVdevPhys, vdevPhysOffsets } from '../../src/layout/zfs-label.js';
 import { run, type Runner } from '../../src/tools/exec.js';
 import { attachLoop, detachLoop } from '../../src/tools/losetup.js';
-import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
-import { ensureZfsDaemon, type ZfsDaemon } from './helpers/zfs-daemon.js';
+import { cli, sh } from './helpers/machine.js';
+import { importedPools, zfsTestBed } from './helpers/zfs-test-bed.js';
 
-let daemon: ZfsDaemon;
-beforeAll(async () => {
-  daemon = await ensureZfsDaemon();
-});
-afterAll(async () => {
-  await daemon?.stop();
-});
-
+const bed = zfsTestBed({ poolPrefix: 'mkt', dirPrefix: 'mkimage-zfs-' });
+const poolName = bed.poolName;
 let dir: string;
-let pools: string[];
-const poolName = () => {
-  const p = `mkt${randomBytes(3).toString('hex')}`;
-  pools.push(p);
-  return p;
-};
-
-async function importedPools(): Promise<string[]> {
-  const r = await sh('zpool', ['list', '-H', '-o', 'name']);
-  return r.stdout.split('\n').filter(Boolean);
-}
-
-beforeEach(async () => {
-  dir = await tempDir('mkimage-zfs-');
-  pools = [];
-});
-afterEach(async () => {
-  // What this test left: its pools (exported or destroyed here so one failure does not cascade).
-  const leftPools = (await importedPools()).filter((p) => pools.includes(p));
-  for (const p of leftPools) await sh('zpool', ['export', '-f', p]);
-  const left = await cleanDir(dir);
-  expect({ pools: leftPools, ...left }).toEqual({ pools: [], loops: [], mounts: [] });
+beforeEach(() => {
+  dir = bed.dir();
 });
 
 const SIZE = 128 * MiB;

@@ -28,8 +28,12 @@ export function unreachableError(e: unknown): PoolError | undefined {
   return undefined;
 }
 
-/** zfs-fuse answers "pool is busy" / "dataset is busy" for a moment after a mount: try again. */
-export async function retryBusy<T>(action: () => Promise<T>, attempts = 6, delayMs = 150): Promise<T> {
+/**
+ * zfs-fuse answers "pool is busy" / "dataset is busy" for a moment after a mount: try again, for
+ * up to ~6.8 s (150 ms, 300 ms, ... between tries). 2.3 s was seen to be too short on a loaded
+ * machine (a `receive`'s rename, with QEMU guests booting beside it).
+ */
+export async function retryBusy<T>(action: () => Promise<T>, attempts = 10, delayMs = 150): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await action();
