@@ -38,7 +38,7 @@ import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
 import { run, type Runner } from '../tools/exec.js';
 import { decompress } from './compression.js';
-import { readTar, type TarEntry } from './tar-read.js';
+import { readTar, readTarSync, type SyncTarEntry, type SyncTarSource, type TarEntry } from './tar-read.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
@@ -386,10 +386,12 @@ class Applier {
           fd = openSync(path, flags, 0o600);
         }
         try {
-          for await (const chunk of entry.body()) {
-            let done = 0;
-            while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
-            this.stats.bytes += chunk.length;
+          const sync = (entry as Partial<SyncTarEntry>).bodySync;
+          if (sync) {
+            // Read synchronously (an uncompressed file): no promise per chunk.
+            for (const chunk of sync()) this.write(fd, chunk);
+          } else {
+            for await (const chunk of entry.body()) this.write(fd, chunk);
           }
           if (this.isRoot) fchownSync(fd, entry.uid, entry.gid);
           fchmodSync(fd, this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777);
@@ -459,6 +461,12 @@ class Applier {
     // After chown and chmod, which clear security.capability. A hard link shares its target's.
     if (this.setXattrs && !this.stage && entry.type !== 'hardlink') await this.applyXattrs(entry, path);
     this.markWritten(rel);
+  }
+
+  private write(fd: number, chunk: Buffer): void {
+    let done = 0;
+    while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
+    this.stats.bytes += chunk.length;
   }
 
   /**
@@ -545,8 +553,11 @@ function wrapFsError(e: unknown, entry: Pick<TarEntry, 'path' | 'offset'>): Mkim
  * Applies the layer in `tar` (uncompressed or gzip) over `rootDir`. Throws LayerError for a
  * hostile or malformed entry (naming it and the rule), NoSpaceError when the disk fills.
  */
-export async function applyLayer(tar: AsyncIterable<Uint8Array>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
-  return applyEntries(readTar(decompress(tar, 'layer', options.signal)), rootDir, options);
+export async function applyLayer(tar: AsyncIterable<Uint8Array> & SyncTarSource, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
+  // An uncompressed file is read and walked synchronously: per entry no promise, no thread-pool
+  // round trip, one reused read buffer.
+  const sync = tar.readSync?.();
+  return applyEntries(sync ? readTarSync(sync) : readTar(decompress(tar, 'layer', options.signal)), rootDir, options);
 }
 
 /**
@@ -558,7 +569,7 @@ export function entryXattrs(entry: TarEntry): Record<string, Uint8Array | string
 }
 
 /** applyLayer on entries already read (tests; other readers). */
-export async function applyEntries(entries: AsyncIterable<TarEntry>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
+export async function applyEntries(entries: AsyncIterable<TarEntry> | Iterable<TarEntry>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
   const root = await fs.realpath(resolve(rootDir));
   const rootStat = await fs.lstat(root);
   if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
