@@ -32,7 +32,9 @@ if (args[0] === '--child') {
   const s = openLayer(image.layers[0]);
   const stats = await applyLayer(s.tar, dir, mode === 'stage' ? { stage: { meta: new Map() } } : { xattrs: 'drop' });
   await s.finish();
+  const cpu = process.cpuUsage();
   process.stderr.write(`applied ${stats.entries} entries in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(2)} s (in-process)\n`);
+  process.stdout.write(JSON.stringify({ cpu: (cpu.user + cpu.system) / 1e6 }));
   process.exit(0);
 }
 
@@ -41,10 +43,12 @@ const ROUNDS = Number(opt('--rounds', 5));
 const STAGE = args.includes('--stage');
 const work = mkdtempSync(join(opt('--dir', tmpdir()), 'mkimage-bench-host-'));
 
+const cpuTimes = [];
 function timed(file, argv) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(file, argv, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${file} ${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
+  if (r.stdout.startsWith('{')) cpuTimes.push(JSON.parse(r.stdout).cpu);
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
@@ -65,6 +69,7 @@ try {
   const a = median(times.applyLayer);
   const t = median(times['tar -x']);
   console.log(`${STAGE ? 'staged ' : ''}applyLayer ${a.toFixed(2)} s, tar -x ${t.toFixed(2)} s: ${(a / t).toFixed(2)}x (median of ${ROUNDS}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  console.log(`  applyLayer CPU (user+sys, s): median ${median(cpuTimes).toFixed(2)}: ${cpuTimes.map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`  applyLayer: ${times.applyLayer.map((x) => x.toFixed(2)).join(' ')}; tar -x: ${times['tar -x'].map((x) => x.toFixed(2)).join(' ')}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

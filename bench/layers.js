@@ -126,7 +126,7 @@ async function main() {
       }
       if (TAR) {
         times['list (fixed cost)'].push(timed('node', [BIN, 'layers', 'list', image, '-q']));
-        console.error(`round ${round + 1}/${ROUNDS} done`);
+        console.error(`round ${round + 1}/${ROUNDS}: import ${times.import.at(-1).toFixed(2)} s, tar -x ${times['tar -x'].at(-1).toFixed(2)} s (load ${loadavg()[0].toFixed(2)})`);
         continue;
       }
       const out = join(work, 'out.tar');

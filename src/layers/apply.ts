@@ -33,7 +33,7 @@
  * fchown (root), fchmod, futimes, close; tar -x makes the same calls.
  */
 import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
 import { run, type Runner } from '../tools/exec.js';
@@ -150,9 +150,10 @@ export function splitEntryPath(entry: Pick<TarEntry, 'path' | 'offset'>, path = 
   if (path.startsWith('/')) throw refuse(entry, 'absolute-path', `${what} ${JSON.stringify(path)} is absolute; layer paths are relative to the root`);
   const parts = path.split('/').filter((c) => c !== '' && c !== '.');
   if (parts.includes('..')) throw refuse(entry, 'parent-reference', `${what} ${JSON.stringify(path)} contains "..", which could leave the root`);
-  if (Buffer.byteLength(path) > PATH_MAX) throw refuse(entry, 'name-too-long', `${what} is ${Buffer.byteLength(path)} bytes, more than ${PATH_MAX}`);
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: short strings need no counting.
+  if (path.length * 3 > PATH_MAX && Buffer.byteLength(path) > PATH_MAX) throw refuse(entry, 'name-too-long', `${what} is ${Buffer.byteLength(path)} bytes, more than ${PATH_MAX}`);
   for (const c of parts) {
-    if (Buffer.byteLength(c) > NAME_MAX) throw refuse(entry, 'name-too-long', `component ${JSON.stringify(c.slice(0, 40))}... is ${Buffer.byteLength(c)} bytes, more than ${NAME_MAX}`);
+    if (c.length * 3 > NAME_MAX && Buffer.byteLength(c) > NAME_MAX) throw refuse(entry, 'name-too-long', `component ${JSON.stringify(c.slice(0, 40))}... is ${Buffer.byteLength(c)} bytes, more than ${NAME_MAX}`);
   }
   return parts;
 }
@@ -173,6 +174,12 @@ export function makedev(major: number, minor: number): bigint {
   return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
 }
 
+/** A directory resolved inside the root: its components and their relative path ('' = the root). */
+interface ResolvedDir {
+  parts: string[];
+  rel: string;
+}
+
 interface DirMeta {
   mode: number;
   uid: number;
@@ -183,11 +190,17 @@ interface DirMeta {
 
 class Applier {
   readonly stats: ApplyStats = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, opaques: 0, skipped: 0, bytes: 0, xattrsApplied: 0, xattrsDropped: 0, xattrsDroppedFiles: [] };
-  /** Archive directory path -> its resolved components (every one a real directory). */
-  private dirCache = new Map<string, string[]>();
+  /**
+   * Archive directory path -> its resolved components (every one a real directory) and their
+   * relative path; a directory entry made or kept by this layer goes in too, so that its
+   * children find their parent without an lstat. Cleared whenever something is removed.
+   */
+  private dirCache = new Map<string, ResolvedDir>();
   /** Resolved paths this layer wrote ('a/b'), and every ancestor of one. */
   private written = new Set<string>();
   private writtenBelow = new Set<string>();
+  /** What open(2) takes from a new file's mode (read once; process.umask() only reads it). */
+  private readonly umask = process.umask();
   /** Directory metadata, set at the end so that creating their contents does not undo it. */
   private dirMeta = new Map<string, DirMeta>();
 
@@ -216,7 +229,17 @@ class Applier {
   }
 
   private abs(parts: readonly string[]): string {
-    return parts.length ? join(this.root, ...parts) : this.root;
+    return this.absRel(parts.join('/'));
+  }
+
+  /**
+   * The host path of a relative path whose components are plain names (none '', '.' or '..':
+   * splitEntryPath and resolveDir make them so), by concatenation: path.join would normalize
+   * what is normal already.
+   */
+  private absRel(rel: string): string {
+    if (rel === '') return this.root;
+    return this.root === '/' ? `/${rel}` : `${this.root}/${rel}`;
   }
 
   /**
@@ -224,10 +247,12 @@ class Applier {
    * relative symlinks that stay inside followed; anything else refused. Missing directories are
    * created (mode 0755, like Docker) when `create`, else the result is null.
    */
-  async resolveDir(entry: TarEntry, parts: readonly string[], create: boolean): Promise<string[] | null> {
+  async resolveDir(entry: TarEntry, parts: readonly string[], create: boolean): Promise<ResolvedDir | null> {
     const key = parts.join('/');
-    const cached = this.dirCache.get(key);
-    if (cached) return cached;
+    return this.dirCache.get(key) ?? this.walkDir(entry, key, parts, create);
+  }
+
+  private async walkDir(entry: TarEntry, key: string, parts: readonly string[], create: boolean): Promise<ResolvedDir | null> {
     const resolved: string[] = [];
     const queue = [...parts];
     let links = 0;
@@ -267,8 +292,9 @@ class Applier {
       }
       throw refuse(entry, 'parent-not-directory', `parent ${JSON.stringify(here.join('/'))} exists and is not a directory`);
     }
-    this.dirCache.set(key, resolved);
-    return resolved;
+    const dir = { parts: resolved, rel: resolved.join('/') };
+    this.dirCache.set(key, dir);
+    return dir;
   }
 
   private markWritten(rel: string): void {
@@ -333,17 +359,18 @@ class Applier {
     }
     const base = parts[parts.length - 1]!;
     const parentParts = parts.slice(0, -1);
-    if (parts.some((c) => c.startsWith(WHITEOUT_META_PREFIX) && c !== OPAQUE_WHITEOUT)) {
+    const marked = entry.path.includes(WHITEOUT_PREFIX); // else no component starts with it
+    if (marked && parts.some((c) => c.startsWith(WHITEOUT_META_PREFIX) && c !== OPAQUE_WHITEOUT)) {
       this.stats.skipped++;
       return;
     }
-    if (parentParts.some((c) => c.startsWith(WHITEOUT_PREFIX))) {
+    if (marked && parentParts.some((c) => c.startsWith(WHITEOUT_PREFIX))) {
       throw refuse(entry, 'inside-whiteout', 'an entry cannot live inside a whiteout or opaque marker');
     }
     if (base === OPAQUE_WHITEOUT) {
       this.stats.opaques++;
       const dir = await this.resolveDir(entry, parentParts, false);
-      if (dir) await this.hideLowerChildren(dir.join('/'));
+      if (dir) await this.hideLowerChildren(dir.rel);
       return;
     }
     if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -352,21 +379,28 @@ class Applier {
       this.stats.whiteouts++;
       const dir = await this.resolveDir(entry, parentParts, false);
       if (!dir) return;
-      const rel = [...dir, name].join('/');
+      const rel = dir.rel ? `${dir.rel}/${name}` : name;
       if (this.written.has(rel)) return; // a whiteout applies to lower layers only
       if (this.writtenBelow.has(rel)) await this.hideLowerChildren(rel);
-      else await this.clear(this.abs([...dir, name]), false);
+      else await this.clear(this.absRel(rel), false);
       return;
     }
 
     const dir = (await this.resolveDir(entry, parentParts, true))!;
-    const relParts = [...dir, base];
-    const rel = relParts.join('/');
-    const path = this.abs(relParts);
+    const rel = dir.rel ? `${dir.rel}/${base}` : base;
+    const path = this.absRel(rel);
 
     switch (entry.type) {
       case 'directory': {
-        if ((await this.clear(path, true)) !== 'kept') mkdirSync(path, 0o700);
+        // mkdir first (as O_EXCL for files): only an existing path is looked at.
+        try {
+          mkdirSync(path, 0o700);
+        } catch (e) {
+          if (errno(e) !== 'EEXIST') throw e;
+          if ((await this.clear(path, true)) !== 'kept') mkdirSync(path, 0o700);
+        }
+        // A real directory now, inside the root: its children need not lstat their way here.
+        this.dirCache.set(parts.join('/'), { parts: [...dir.parts, base], rel });
         this.dirMeta.set(rel, { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
         this.record(rel, entry, 'directory');
         this.stats.directories++;
@@ -377,13 +411,18 @@ class Applier {
         // for each cost more than the syscall (a Debian rootfs: 3x the time of tar -x).
         // O_EXCL first; only an existing path is looked at and cleared (then created again).
         const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+        const mode = this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777;
+        // Created with its permission bits (a new file is writable through the descriptor that
+        // created it, whatever its mode): fchmod only when the umask takes some of them or for
+        // setuid/setgid/sticky, which chown clears.
+        const createMode = mode & 0o777;
         let fd: number;
         try {
-          fd = openSync(path, flags, 0o600);
+          fd = openSync(path, flags, createMode);
         } catch (e) {
           if (errno(e) !== 'EEXIST') throw e;
           await this.clear(path, false);
-          fd = openSync(path, flags, 0o600);
+          fd = openSync(path, flags, createMode);
         }
         try {
           const sync = (entry as Partial<SyncTarEntry>).bodySync;
@@ -394,7 +433,7 @@ class Applier {
             for await (const chunk of entry.body()) this.write(fd, chunk);
           }
           if (this.isRoot) fchownSync(fd, entry.uid, entry.gid);
-          fchmodSync(fd, this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777);
+          if (mode !== createMode || (createMode & this.umask) !== 0) fchmodSync(fd, mode);
           futimesSync(fd, entry.mtime, entry.mtime);
         } finally {
           closeSync(fd);
@@ -408,8 +447,14 @@ class Applier {
         if (target === '' || target.includes('\0') || Buffer.byteLength(target) > PATH_MAX) {
           throw refuse(entry, 'bad-symlink-target', `symlink target ${JSON.stringify(target.slice(0, 60))} is empty, holds a NUL byte or is longer than ${PATH_MAX} bytes`);
         }
-        await this.clear(path, false);
-        symlinkSync(target, path);
+        // symlink first: only an existing path is looked at, cleared, and the symlink made again.
+        try {
+          symlinkSync(target, path);
+        } catch (e) {
+          if (errno(e) !== 'EEXIST') throw e;
+          await this.clear(path, false);
+          symlinkSync(target, path);
+        }
         if (this.isRoot) lchownSync(path, entry.uid, entry.gid);
         lutimesSync(path, entry.mtime, entry.mtime);
         this.record(rel, entry, 'symlink');
@@ -419,7 +464,7 @@ class Applier {
       case 'hardlink': {
         const targetParts = this.linkTarget(entry);
         const targetDir = await this.resolveDir(entry, targetParts.slice(0, -1), false);
-        const targetRel = targetDir ? [...targetDir, targetParts[targetParts.length - 1]!] : null;
+        const targetRel = targetDir ? [...targetDir.parts, targetParts[targetParts.length - 1]!] : null;
         const st = targetRel ? lstatOrNull(this.abs(targetRel)) : null;
         if (!targetRel || !st) throw refuse(entry, 'hardlink-missing', `hard link target ${JSON.stringify(entry.linkpath)} does not exist in the layer or below it`);
         if (st.isDirectory()) throw refuse(entry, 'hardlink-directory', `hard link target ${JSON.stringify(entry.linkpath)} is a directory`);
