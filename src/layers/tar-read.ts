@@ -454,8 +454,9 @@ export function* readTarSync(input: Iterator<Buffer>): Generator<SyncTarEntry> {
         taken = true;
       };
       function* chunks(): Generator<Buffer> {
-        while (left > 0) {
+        for (;;) {
           if (!current) throw new LayerError(`tar entry ${JSON.stringify(header.path)}: body read after the next entry was taken`, { entry: header.path });
+          if (left <= 0) return;
           const c = reader.chunk(left, what);
           left -= c.length;
           yield c;
