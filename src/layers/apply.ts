@@ -665,7 +665,17 @@ export async function applyEntries(entries: AsyncIterable<TarEntry> | Iterable<T
   const rootStat = await fs.lstat(root);
   if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
   const applier = new Applier(root, options.stage ? false : (options.isRoot ?? process.getuid?.() === 0), options.runner ?? run, options.stage, options.xattrs === 'apply', rootStat.gid);
+  let turn = performance.now();
+  let sinceTurn = 0;
   for await (const entry of entries) {
+    // Synchronous calls and a synchronously read archive never give the event loop a turn by
+    // themselves: one every 256 entries or 50 ms, so that a SIGINT/SIGTERM handler can abort the
+    // signal checked here (without it, Ctrl-C took effect only after the last entry).
+    if (++sinceTurn >= 256 || performance.now() - turn > 50) {
+      await new Promise((done) => setImmediate(done));
+      turn = performance.now();
+      sinceTurn = 0;
+    }
     checkAborted(options.signal, 'layer extraction');
     const names = Object.keys(entryXattrs(entry));
     if (names.length && options.xattrs === 'drop') {

@@ -433,6 +433,17 @@ describe.each(['async', 'sync'] as const)('%s reading', (mode) => {
       });
     });
 
+    it('a signal aborted by an event (a SIGINT handler, here a timer) stops a running extraction', async () => {
+      await withTmp(async (root) => {
+        const ac = new AbortController();
+        const tar = await tarOf(Array.from({ length: 600 }, (_, i) => ({ path: `f${i}`, type: 'file' as const, text: '' })));
+        setTimeout(() => ac.abort('test'), 0);
+        await expect(apply(tar, root, { signal: ac.signal })).rejects.toThrow(/interrupted during layer extraction/);
+        // The event loop gets a turn at least every 256 entries: the timer ran and stopped it.
+        expect((await fs.readdir(root)).length).toBeLessThan(600);
+      });
+    });
+
     it('an aborted signal stops between entries', async () => {
       await withTmp(async (root) => {
         const ac = new AbortController();
