@@ -466,10 +466,9 @@ class Applier {
           fd = openSync(path, flags, createMode);
         }
         try {
-          const sync = (entry as Partial<SyncTarEntry>).bodySync;
-          if (sync) {
+          if ('bodySync' in entry) {
             // Read synchronously (an uncompressed file): no promise per chunk.
-            for (const chunk of sync()) this.write(fd, chunk);
+            for (const chunk of (entry as SyncTarEntry).bodySync()) this.write(fd, chunk);
           } else {
             for await (const chunk of entry.body()) this.write(fd, chunk);
           }
@@ -477,7 +476,7 @@ class Applier {
             const st = fstatSync(fd);
             this.ownsNew = st.uid === this.euid && st.gid === this.egid;
           }
-          // chown to root:root of a file root just made changes nothing: left out (tar -x does it).
+          // chown of a file root just made to root:root would change nothing: left out.
           if (this.isRoot && !this.ownedAlready(entry, dir)) fchownSync(fd, entry.uid, entry.gid);
           if (mode !== createMode || (createMode & this.umask) !== 0) fchmodSync(fd, mode);
           futimesSync(fd, entry.mtime, entry.mtime);
