@@ -102,6 +102,9 @@ describe('tar header encode/decode', () => {
     expect(decodeNumber(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]), 'mtime', 0)).toBe(-2);
     expect(() => decodeNumber(Buffer.from([0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 'size', 0)).toThrow(LayerError);
     expect(() => decodeNumber(Buffer.from('00001789'), 'size', 7)).toThrow(/size field "00001789" is not an octal number/);
+    expect(() => decodeNumber(Buffer.from(' 12 34\0'), 'mode', 0)).toThrow(/mode field "12 34" is not an octal number/);
+    expect(decodeNumber(Buffer.from('77777777777777777\0'), 'size', 0)).toBe(8 ** 17 - 1);
+    expect(() => decodeNumber(Buffer.from('777777777777777777'), 'size', 0)).toThrow(/size 777777777777777777 \(octal\) is out of range/);
   });
 
   it('splits long names into ustar prefix and name like Go, or gives up', () => {
