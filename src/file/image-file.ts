@@ -157,13 +157,26 @@ export async function publish(tempPath: string, target: string, replace: boolean
  * a loaded machine made reading a 170 MB rootfs tar take seconds of idle time.
  */
 export async function* readFileChunks(path: string, start = 0, length = Infinity): AsyncGenerator<Buffer> {
+  yield* readFileChunksSync(path, start, length);
+}
+
+const FILE_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * readFileChunks for a synchronous consumer. With `reuse`, every chunk is read into the same
+ * 1 MiB buffer, so a chunk is valid only until the next is taken: a fresh 1 MiB buffer per read
+ * is a fresh mapping whose pages fault in one by one (a 170 MB tar: 0.35 s of page faults,
+ * against 0.01 s into one buffer).
+ */
+export function* readFileChunksSync(path: string, start = 0, length = Infinity, reuse = false): Generator<Buffer> {
   const fd = openSync(path, constants.O_RDONLY);
   try {
     let pos = start;
     let left = length;
+    const shared = reuse ? Buffer.allocUnsafe(Math.min(FILE_CHUNK_BYTES, left)) : undefined;
     while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, left));
-      const n = readSync(fd, buf, 0, buf.length, pos);
+      const buf = shared ?? Buffer.allocUnsafe(Math.min(FILE_CHUNK_BYTES, left));
+      const n = readSync(fd, buf, 0, Math.min(buf.length, left), pos);
       if (n === 0) {
         if (Number.isFinite(length)) throw Object.assign(new Error(`${path}: unexpected end of file at byte ${pos}`), { code: 'EIO' });
         return;

@@ -27,18 +27,23 @@
  *
  * Speed (a Debian rootfs is ~9,000 entries, most of them small; on zfs-fuse every system call is a
  * round trip to the daemon): the calls for one entry are synchronous, made one after the other on
- * this thread like tar's, not promises handed to libuv's thread pool and awaited one by one; only
- * the archive is read asynchronously. Per regular file: open (O_EXCL: whatever is in the way is
- * found by EEXIST and removed, then open again, instead of an lstat before every create), write,
- * fchown (root), fchmod, futimes, close; tar -x makes the same calls.
+ * this thread like tar's, not promises handed to libuv's thread pool and awaited one by one. An
+ * uncompressed layer file is also read synchronously (tar.readSync: 1 MiB reads into one buffer,
+ * the synchronous tar walker), so an entry costs no promise at all. Per regular file: open
+ * (O_EXCL, with the file's permission bits: whatever is in the way is found by EEXIST and removed,
+ * then open again, instead of an lstat before every create), write, fchown, fchmod, futimes,
+ * close, where fchown is left out when it would change nothing (root:root made by root in a
+ * directory of group root, checked once per layer with fstat) and fchmod when open gave the mode
+ * already (the umask took none of its bits, no setuid/setgid/sticky); mkdir and symlink likewise
+ * go first and look only on EEXIST. Fewer calls than tar -x makes.
  */
-import { chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, promises as fs, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { resolve } from 'node:path';
 import { LayerError, MkimageError, NoSpaceError } from '../errors.js';
 import { checkAborted } from '../undo.js';
 import { run, type Runner } from '../tools/exec.js';
 import { decompress } from './compression.js';
-import { readTar, type TarEntry } from './tar-read.js';
+import { readTar, readTarSync, type SyncTarEntry, type SyncTarSource, type TarEntry } from './tar-read.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
@@ -150,9 +155,10 @@ export function splitEntryPath(entry: Pick<TarEntry, 'path' | 'offset'>, path = 
   if (path.startsWith('/')) throw refuse(entry, 'absolute-path', `${what} ${JSON.stringify(path)} is absolute; layer paths are relative to the root`);
   const parts = path.split('/').filter((c) => c !== '' && c !== '.');
   if (parts.includes('..')) throw refuse(entry, 'parent-reference', `${what} ${JSON.stringify(path)} contains "..", which could leave the root`);
-  if (Buffer.byteLength(path) > PATH_MAX) throw refuse(entry, 'name-too-long', `${what} is ${Buffer.byteLength(path)} bytes, more than ${PATH_MAX}`);
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: short strings need no counting.
+  if (path.length * 3 > PATH_MAX && Buffer.byteLength(path) > PATH_MAX) throw refuse(entry, 'name-too-long', `${what} is ${Buffer.byteLength(path)} bytes, more than ${PATH_MAX}`);
   for (const c of parts) {
-    if (Buffer.byteLength(c) > NAME_MAX) throw refuse(entry, 'name-too-long', `component ${JSON.stringify(c.slice(0, 40))}... is ${Buffer.byteLength(c)} bytes, more than ${NAME_MAX}`);
+    if (c.length * 3 > NAME_MAX && Buffer.byteLength(c) > NAME_MAX) throw refuse(entry, 'name-too-long', `component ${JSON.stringify(c.slice(0, 40))}... is ${Buffer.byteLength(c)} bytes, more than ${NAME_MAX}`);
   }
   return parts;
 }
@@ -173,6 +179,14 @@ export function makedev(major: number, minor: number): bigint {
   return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
 }
 
+/** A directory resolved inside the root: its components and their relative path ('' = the root). */
+interface ResolvedDir {
+  parts: string[];
+  rel: string;
+  /** Its group now, when known (lstat, or made here under a directory of group egid). */
+  gid?: number;
+}
+
 interface DirMeta {
   mode: number;
   uid: number;
@@ -183,11 +197,17 @@ interface DirMeta {
 
 class Applier {
   readonly stats: ApplyStats = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, opaques: 0, skipped: 0, bytes: 0, xattrsApplied: 0, xattrsDropped: 0, xattrsDroppedFiles: [] };
-  /** Archive directory path -> its resolved components (every one a real directory). */
-  private dirCache = new Map<string, string[]>();
+  /**
+   * Archive directory path -> its resolved components (every one a real directory) and their
+   * relative path; a directory entry made or kept by this layer goes in too, so that its
+   * children find their parent without an lstat. Cleared whenever something is removed.
+   */
+  private dirCache = new Map<string, ResolvedDir>();
   /** Resolved paths this layer wrote ('a/b'), and every ancestor of one. */
   private written = new Set<string>();
   private writtenBelow = new Set<string>();
+  /** What open(2) takes from a new file's mode (read once; process.umask() only reads it). */
+  private readonly umask = process.umask();
   /** Directory metadata, set at the end so that creating their contents does not undo it. */
   private dirMeta = new Map<string, DirMeta>();
 
@@ -198,7 +218,31 @@ class Applier {
     private readonly stage?: StagedTree,
     /** Set each entry's extended attributes (ApplyOptions.xattrs 'apply'). */
     private readonly setXattrs = false,
+    /** The root directory's group. */
+    private readonly rootGid?: number,
   ) {}
+
+  /** Who creates: a new file is owned by euid, and by egid or its directory's group. */
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
+  /**
+   * Whether a file this process creates in a directory of group egid is owned by euid:egid
+   * already, so that chown to those ids can be left out: learned from the first file (fstat),
+   * since a filesystem may say otherwise (NFS root squash, an idmapped mount).
+   */
+  private ownsNew: boolean | undefined;
+
+  /** Whether chown to the entry's owner would change nothing on what was just made in `dir`. */
+  private ownedAlready(entry: TarEntry, dir: ResolvedDir): boolean {
+    // The group of a new entry is its directory's (setgid, or a grpid mount) or egid: the same
+    // when the directory's group is egid.
+    return this.ownsNew === true && entry.uid === this.euid && entry.gid === this.egid && dir.gid === this.egid;
+  }
+
+  /** The group a directory made here gets, when known: its parent's or egid, the same when the parent's is egid. */
+  private newDirGid(parentGid: number | undefined): number | undefined {
+    return parentGid === this.egid ? this.egid : undefined;
+  }
 
   /** Records what `rel` must be (staging only). */
   private record(rel: string, entry: TarEntry, type: EntryMeta['type']): void {
@@ -216,7 +260,17 @@ class Applier {
   }
 
   private abs(parts: readonly string[]): string {
-    return parts.length ? join(this.root, ...parts) : this.root;
+    return this.absRel(parts.join('/'));
+  }
+
+  /**
+   * The host path of a relative path whose components are plain names (none '', '.' or '..':
+   * splitEntryPath and resolveDir make them so), by concatenation: path.join would normalize
+   * what is normal already.
+   */
+  private absRel(rel: string): string {
+    if (rel === '') return this.root;
+    return this.root === '/' ? `/${rel}` : `${this.root}/${rel}`;
   }
 
   /**
@@ -224,11 +278,15 @@ class Applier {
    * relative symlinks that stay inside followed; anything else refused. Missing directories are
    * created (mode 0755, like Docker) when `create`, else the result is null.
    */
-  async resolveDir(entry: TarEntry, parts: readonly string[], create: boolean): Promise<string[] | null> {
+  async resolveDir(entry: TarEntry, parts: readonly string[], create: boolean): Promise<ResolvedDir | null> {
     const key = parts.join('/');
-    const cached = this.dirCache.get(key);
-    if (cached) return cached;
+    return this.dirCache.get(key) ?? this.walkDir(entry, key, parts, create);
+  }
+
+  private async walkDir(entry: TarEntry, key: string, parts: readonly string[], create: boolean): Promise<ResolvedDir | null> {
     const resolved: string[] = [];
+    // The group of each resolved directory, when known (see ownedAlready); [0] is the root's.
+    const gids: (number | undefined)[] = [this.rootGid];
     const queue = [...parts];
     let links = 0;
     while (queue.length) {
@@ -238,6 +296,7 @@ class Applier {
         // Only symlink targets bring '..' here: entry paths with it were refused.
         if (!resolved.length) throw refuse(entry, 'symlink-escape', `a symlink among its parent directories (${JSON.stringify(key)}) points above the root`);
         resolved.pop();
+        gids.pop();
         continue;
       }
       const here = [...resolved, c];
@@ -249,10 +308,12 @@ class Applier {
         chmodSync(this.abs(here), 0o755);
         this.forget(here.join('/'));
         this.stage?.meta.set(here.join('/'), { type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: entry.mtime, devmajor: 0, devminor: 0, xattrs: {} });
+        gids.push(this.newDirGid(gids[gids.length - 1]));
         resolved.push(c);
         continue;
       }
       if (st.isDirectory()) {
+        gids.push(st.gid);
         resolved.push(c);
         continue;
       }
@@ -261,14 +322,18 @@ class Applier {
         const target = await fs.readlink(this.abs(here));
         // An absolute target names a place in the image's own root (`var/run -> /run`), as an
         // OCI runtime resolves it (chroot semantics): start again from the root, never the host's.
-        if (target.startsWith('/')) resolved.length = 0;
+        if (target.startsWith('/')) {
+          resolved.length = 0;
+          gids.length = 1;
+        }
         queue.unshift(...target.split('/'));
         continue;
       }
       throw refuse(entry, 'parent-not-directory', `parent ${JSON.stringify(here.join('/'))} exists and is not a directory`);
     }
-    this.dirCache.set(key, resolved);
-    return resolved;
+    const dir = { parts: resolved, rel: resolved.join('/'), gid: gids[gids.length - 1] };
+    this.dirCache.set(key, dir);
+    return dir;
   }
 
   private markWritten(rel: string): void {
@@ -333,17 +398,18 @@ class Applier {
     }
     const base = parts[parts.length - 1]!;
     const parentParts = parts.slice(0, -1);
-    if (parts.some((c) => c.startsWith(WHITEOUT_META_PREFIX) && c !== OPAQUE_WHITEOUT)) {
+    const marked = entry.path.includes(WHITEOUT_PREFIX); // else no component starts with it
+    if (marked && parts.some((c) => c.startsWith(WHITEOUT_META_PREFIX) && c !== OPAQUE_WHITEOUT)) {
       this.stats.skipped++;
       return;
     }
-    if (parentParts.some((c) => c.startsWith(WHITEOUT_PREFIX))) {
+    if (marked && parentParts.some((c) => c.startsWith(WHITEOUT_PREFIX))) {
       throw refuse(entry, 'inside-whiteout', 'an entry cannot live inside a whiteout or opaque marker');
     }
     if (base === OPAQUE_WHITEOUT) {
       this.stats.opaques++;
       const dir = await this.resolveDir(entry, parentParts, false);
-      if (dir) await this.hideLowerChildren(dir.join('/'));
+      if (dir) await this.hideLowerChildren(dir.rel);
       return;
     }
     if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -352,21 +418,30 @@ class Applier {
       this.stats.whiteouts++;
       const dir = await this.resolveDir(entry, parentParts, false);
       if (!dir) return;
-      const rel = [...dir, name].join('/');
+      const rel = dir.rel ? `${dir.rel}/${name}` : name;
       if (this.written.has(rel)) return; // a whiteout applies to lower layers only
       if (this.writtenBelow.has(rel)) await this.hideLowerChildren(rel);
-      else await this.clear(this.abs([...dir, name]), false);
+      else await this.clear(this.absRel(rel), false);
       return;
     }
 
     const dir = (await this.resolveDir(entry, parentParts, true))!;
-    const relParts = [...dir, base];
-    const rel = relParts.join('/');
-    const path = this.abs(relParts);
+    const rel = dir.rel ? `${dir.rel}/${base}` : base;
+    const path = this.absRel(rel);
 
     switch (entry.type) {
       case 'directory': {
-        if ((await this.clear(path, true)) !== 'kept') mkdirSync(path, 0o700);
+        // mkdir first (as O_EXCL for files): only an existing path is looked at.
+        let gid: number | undefined;
+        try {
+          mkdirSync(path, 0o700);
+          gid = this.newDirGid(dir.gid);
+        } catch (e) {
+          if (errno(e) !== 'EEXIST') throw e;
+          if ((await this.clear(path, true)) !== 'kept') mkdirSync(path, 0o700);
+        }
+        // A real directory now, inside the root: its children need not lstat their way here.
+        this.dirCache.set(parts.join('/'), { parts: [...dir.parts, base], rel, gid });
         this.dirMeta.set(rel, { mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, entry: entry.path });
         this.record(rel, entry, 'directory');
         this.stats.directories++;
@@ -377,22 +452,33 @@ class Applier {
         // for each cost more than the syscall (a Debian rootfs: 3x the time of tar -x).
         // O_EXCL first; only an existing path is looked at and cleared (then created again).
         const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+        const mode = this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777;
+        // Created with its permission bits (a new file is writable through the descriptor that
+        // created it, whatever its mode): fchmod only when the umask takes some of them or for
+        // setuid/setgid/sticky, which chown clears.
+        const createMode = mode & 0o777;
         let fd: number;
         try {
-          fd = openSync(path, flags, 0o600);
+          fd = openSync(path, flags, createMode);
         } catch (e) {
           if (errno(e) !== 'EEXIST') throw e;
           await this.clear(path, false);
-          fd = openSync(path, flags, 0o600);
+          fd = openSync(path, flags, createMode);
         }
         try {
-          for await (const chunk of entry.body()) {
-            let done = 0;
-            while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
-            this.stats.bytes += chunk.length;
+          if ('bodySync' in entry) {
+            // Read synchronously (an uncompressed file): no promise per chunk.
+            for (const chunk of (entry as SyncTarEntry).bodySync()) this.write(fd, chunk);
+          } else {
+            for await (const chunk of entry.body()) this.write(fd, chunk);
           }
-          if (this.isRoot) fchownSync(fd, entry.uid, entry.gid);
-          fchmodSync(fd, this.stage ? (entry.mode & 0o7777) | 0o600 : entry.mode & 0o7777);
+          if (this.isRoot && this.ownsNew === undefined && dir.gid === this.egid) {
+            const st = fstatSync(fd);
+            this.ownsNew = st.uid === this.euid && st.gid === this.egid;
+          }
+          // chown of a file root just made to root:root would change nothing: left out.
+          if (this.isRoot && !this.ownedAlready(entry, dir)) fchownSync(fd, entry.uid, entry.gid);
+          if (mode !== createMode || (createMode & this.umask) !== 0) fchmodSync(fd, mode);
           futimesSync(fd, entry.mtime, entry.mtime);
         } finally {
           closeSync(fd);
@@ -406,9 +492,15 @@ class Applier {
         if (target === '' || target.includes('\0') || Buffer.byteLength(target) > PATH_MAX) {
           throw refuse(entry, 'bad-symlink-target', `symlink target ${JSON.stringify(target.slice(0, 60))} is empty, holds a NUL byte or is longer than ${PATH_MAX} bytes`);
         }
-        await this.clear(path, false);
-        symlinkSync(target, path);
-        if (this.isRoot) lchownSync(path, entry.uid, entry.gid);
+        // symlink first: only an existing path is looked at, cleared, and the symlink made again.
+        try {
+          symlinkSync(target, path);
+        } catch (e) {
+          if (errno(e) !== 'EEXIST') throw e;
+          await this.clear(path, false);
+          symlinkSync(target, path);
+        }
+        if (this.isRoot && !this.ownedAlready(entry, dir)) lchownSync(path, entry.uid, entry.gid);
         lutimesSync(path, entry.mtime, entry.mtime);
         this.record(rel, entry, 'symlink');
         this.stats.symlinks++;
@@ -417,7 +509,7 @@ class Applier {
       case 'hardlink': {
         const targetParts = this.linkTarget(entry);
         const targetDir = await this.resolveDir(entry, targetParts.slice(0, -1), false);
-        const targetRel = targetDir ? [...targetDir, targetParts[targetParts.length - 1]!] : null;
+        const targetRel = targetDir ? [...targetDir.parts, targetParts[targetParts.length - 1]!] : null;
         const st = targetRel ? lstatOrNull(this.abs(targetRel)) : null;
         if (!targetRel || !st) throw refuse(entry, 'hardlink-missing', `hard link target ${JSON.stringify(entry.linkpath)} does not exist in the layer or below it`);
         if (st.isDirectory()) throw refuse(entry, 'hardlink-directory', `hard link target ${JSON.stringify(entry.linkpath)} is a directory`);
@@ -459,6 +551,12 @@ class Applier {
     // After chown and chmod, which clear security.capability. A hard link shares its target's.
     if (this.setXattrs && !this.stage && entry.type !== 'hardlink') await this.applyXattrs(entry, path);
     this.markWritten(rel);
+  }
+
+  private write(fd: number, chunk: Buffer): void {
+    let done = 0;
+    while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);
+    this.stats.bytes += chunk.length;
   }
 
   /**
@@ -545,8 +643,11 @@ function wrapFsError(e: unknown, entry: Pick<TarEntry, 'path' | 'offset'>): Mkim
  * Applies the layer in `tar` (uncompressed or gzip) over `rootDir`. Throws LayerError for a
  * hostile or malformed entry (naming it and the rule), NoSpaceError when the disk fills.
  */
-export async function applyLayer(tar: AsyncIterable<Uint8Array>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
-  return applyEntries(readTar(decompress(tar, 'layer', options.signal)), rootDir, options);
+export async function applyLayer(tar: AsyncIterable<Uint8Array> & SyncTarSource, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
+  // An uncompressed file is read and walked synchronously: per entry no promise, no thread-pool
+  // round trip, one reused read buffer.
+  const sync = tar.readSync?.();
+  return applyEntries(sync ? readTarSync(sync) : readTar(decompress(tar, 'layer', options.signal)), rootDir, options);
 }
 
 /**
@@ -558,12 +659,22 @@ export function entryXattrs(entry: TarEntry): Record<string, Uint8Array | string
 }
 
 /** applyLayer on entries already read (tests; other readers). */
-export async function applyEntries(entries: AsyncIterable<TarEntry>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
+export async function applyEntries(entries: AsyncIterable<TarEntry> | Iterable<TarEntry>, rootDir: string, options: ApplyOptions = {}): Promise<ApplyStats> {
   const root = await fs.realpath(resolve(rootDir));
   const rootStat = await fs.lstat(root);
   if (!rootStat.isDirectory()) throw new LayerError(`${rootDir} is not a directory: a layer is applied over a directory`, { rootDir });
-  const applier = new Applier(root, options.stage ? false : (options.isRoot ?? process.getuid?.() === 0), options.runner ?? run, options.stage, options.xattrs === 'apply');
+  const applier = new Applier(root, options.stage ? false : (options.isRoot ?? process.getuid?.() === 0), options.runner ?? run, options.stage, options.xattrs === 'apply', rootStat.gid);
+  let turn = performance.now();
+  let sinceTurn = 0;
   for await (const entry of entries) {
+    // Synchronous calls and a synchronously read archive never give the event loop a turn by
+    // themselves: one every 256 entries or 50 ms, so that a SIGINT/SIGTERM handler can abort the
+    // signal checked here (without it, Ctrl-C took effect only after the last entry).
+    if (++sinceTurn >= 256 || performance.now() - turn > 50) {
+      await new Promise((done) => setImmediate(done));
+      turn = performance.now();
+      sinceTurn = 0;
+    }
     checkAborted(options.signal, 'layer extraction');
     const names = Object.keys(entryXattrs(entry));
     if (names.length && options.xattrs === 'drop') {

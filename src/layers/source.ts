@@ -21,9 +21,9 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream, promises as fs } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import { LayerError, UsageError } from '../errors.js';
-import { readFileChunks } from '../file/image-file.js';
+import { readFileChunks, readFileChunksSync } from '../file/image-file.js';
 import { COMPRESSION_PROBE_BYTES, decompress, detectCompression, readError } from './compression.js';
-import { openTarFile, readTar } from './tar-read.js';
+import { openTarFile, readTar, type SyncTarSource } from './tar-read.js';
 
 export type SourceKind = 'oci-layout' | 'oci-archive' | 'docker-archive' | 'layer-tars';
 
@@ -41,6 +41,11 @@ export interface LayerBlob {
   size?: number;
   /** The stored bytes. */
   open(): AsyncIterable<Buffer>;
+  /**
+   * The stored bytes read synchronously, when they are a byte range of a file; with `reuse`, one
+   * buffer serves every chunk (each valid until the next is taken).
+   */
+  openSync?(reuse: boolean): Iterable<Buffer>;
 }
 
 export interface SourceImage {
@@ -85,6 +90,7 @@ interface Container {
   has(name: string): boolean | Promise<boolean>;
   size(name: string): Promise<number>;
   open(name: string): AsyncIterable<Buffer>;
+  openSync(name: string, reuse: boolean): Iterable<Buffer>;
 }
 
 /** A member name from a manifest: relative, no '..', normalized. */
@@ -120,6 +126,9 @@ class DirContainer implements Container {
   }
   open(name: string): AsyncIterable<Buffer> {
     return readFileChunks(join(this.root, name));
+  }
+  openSync(name: string, reuse: boolean): Iterable<Buffer> {
+    return readFileChunksSync(join(this.root, name), 0, Infinity, reuse);
   }
 }
 
@@ -196,6 +205,11 @@ export class TarContainer implements Container {
     const m = this.member(name);
     if (m.size === 0) return (async function* () {})();
     return readFileChunks(this.path, m.offset, m.size);
+  }
+
+  openSync(name: string, reuse: boolean): Iterable<Buffer> {
+    const m = this.member(name);
+    return m.size === 0 ? [] : readFileChunksSync(this.path, m.offset, m.size, reuse);
   }
 }
 
@@ -306,7 +320,7 @@ async function ociImages(c: Container, source: string, kind: SourceKind): Promis
         const image = names[0] ?? `manifest ${desc.digest}`;
         throw new LayerError(`${source}: image ${image}: layer ${i} blob ${l.digest} is missing (${name})`, { source, image, blob: l.digest, member: name });
       }
-      blobs.push({ index: i, origin: `${source}:${name}`, mediaType: l.mediaType, blobDigest: l.digest, diffId: diffIds[i], size: l.size, open: () => c.open(name) });
+      blobs.push({ index: i, origin: `${source}:${name}`, mediaType: l.mediaType, blobDigest: l.digest, diffId: diffIds[i], size: l.size, open: () => c.open(name), openSync: (reuse) => c.openSync(name, reuse) });
     }
     const image: SourceImage = { source, kind, names, refs, layers: blobs, manifestDigest: desc.digest, configDigest: config?.digest, runConfig: runConfigOf(configJson) };
     byDigest.set(key, image);
@@ -344,7 +358,7 @@ async function dockerImages(c: Container, source: string): Promise<SourceImage[]
           throw new LayerError(`${source}: image ${image}: layer ${i} file ${name} is missing`, { source, image, member: name });
         }
         const blob = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
-        return { index: i, origin: `${source}:${name}`, blobDigest: blob ? `sha256:${blob[1]}` : undefined, diffId: diffIds[i], open: () => c.open(name) };
+        return { index: i, origin: `${source}:${name}`, blobDigest: blob ? `sha256:${blob[1]}` : undefined, diffId: diffIds[i], open: () => c.open(name), openSync: (reuse) => c.openSync(name, reuse) };
       }),
     });
   }
@@ -368,7 +382,7 @@ async function compressionOf(path: string): Promise<ReturnType<typeof detectComp
 }
 
 function fileLayer(path: string, index: number): LayerBlob {
-  return { index, origin: path, open: () => readFileChunks(path) };
+  return { index, origin: path, open: () => readFileChunks(path), openSync: (reuse) => readFileChunksSync(path, 0, Infinity, reuse) };
 }
 
 /** What a single path is: an image (layout dir, docker or OCI archive) or one plain layer tar. */
@@ -441,8 +455,11 @@ export interface LayerDigests {
 }
 
 export interface LayerStream {
-  /** The uncompressed tar, hashed as it is read. Stopping early does not close the source. */
-  tar: AsyncIterable<Buffer>;
+  /**
+   * The uncompressed tar, hashed as it is read. Stopping early does not close the source.
+   * `tar.readSync()` gives the same bytes synchronously when the blob is an uncompressed file.
+   */
+  tar: AsyncIterable<Buffer> & SyncTarSource;
   /** Reads what is left (past the end-of-archive marker), checks both digests, returns them. */
   finish(): Promise<LayerDigests>;
   /** Releases the source without checking (after a failure). */
@@ -487,18 +504,71 @@ export function openLayer(blob: LayerBlob, onBytes?: (p: { storedBytes: number; 
     }
     return r;
   };
-  const tar: AsyncIterable<Buffer> = {
+  // The synchronous reading of an uncompressed file (tar.readSync), once chosen.
+  let sync: Iterator<Buffer> | undefined;
+  const pullSync = (): IteratorResult<Buffer> => {
+    let r: IteratorResult<Buffer>;
+    try {
+      r = sync!.next();
+    } catch (error) {
+      throw readError(error, blob.origin);
+    }
+    if (!r.done) {
+      tarHash.update(r.value);
+      storedBytes += r.value.length;
+      bytes += r.value.length;
+      onBytes?.({ storedBytes, bytes });
+    }
+    return r;
+  };
+  const tar: AsyncIterable<Buffer> & SyncTarSource = {
     [Symbol.asyncIterator]: () => ({
       next: pull,
       return: async () => ({ done: true, value: undefined }),
     }),
+    readSync: () => {
+      if (!blob.openSync || sync || compressed !== undefined) return undefined;
+      let it: Iterator<Buffer>;
+      let first: IteratorResult<Buffer>;
+      try {
+        it = blob.openSync(true)[Symbol.iterator]();
+        first = it.next();
+      } catch (error) {
+        throw readError(error, blob.origin);
+      }
+      if (first.done || first.value.length < COMPRESSION_PROBE_BYTES || detectCompression(first.value) !== 'none') {
+        // Compressed (or too short to tell): the asynchronous path reads it from the start.
+        it.return?.();
+        return undefined;
+      }
+      compressed = false;
+      let pending: IteratorResult<Buffer> | undefined = first;
+      sync = {
+        next: () => {
+          const r = pending ?? it.next();
+          pending = undefined;
+          return r;
+        },
+        return: (value?: unknown) => {
+          it.return?.();
+          return { done: true, value: value as Buffer };
+        },
+      };
+      return { next: pullSync, return: (value?: unknown) => ({ done: true, value: value as Buffer }) };
+    },
   };
   return {
     tar,
     async finish(): Promise<LayerDigests> {
       if (finished) throw new LayerError(`${blob.origin}: layer stream finished twice`, { origin: blob.origin });
       finished = true;
-      while (!(await pull()).done) {
+      if (sync) {
+        while (!pullSync().done) {
+          /* hash the rest */
+        }
+        sync.return?.();
+      }
+      while (!sync && !(await pull()).done) {
         /* hash the rest */
       }
       const digest = tarHash.digest('hex');
@@ -514,6 +584,7 @@ export function openLayer(blob: LayerBlob, onBytes?: (p: { storedBytes: number; 
     },
     async close(): Promise<void> {
       finished = true;
+      sync?.return?.();
       await inner.return?.(undefined);
     },
   };

@@ -135,7 +135,13 @@ function lazyName(bytes: Buffer, what: string, at: number): { text: string; erro
  * first byte set; 0xff starts a negative number). Anything else, or a value past 2^53, is refused.
  */
 export function decodeNumber(field: Buffer, what: string, at: number): number {
-  if (field.length && (field[0]! & 0x80) !== 0) {
+  return decodeNumberAt(field, 0, field.length, what, at);
+}
+
+/** decodeNumber of `block[off, off + len)`, without a view of it for the common octal case. */
+function decodeNumberAt(block: Buffer, off: number, len: number, what: string, at: number): number {
+  if (len && (block[off]! & 0x80) !== 0) {
+    const field = block.subarray(off, off + len);
     let v = 0n;
     for (const b of field) v = (v << 8n) | BigInt(b);
     if (field[0] === 0xff) v -= 1n << BigInt(8 * field.length);
@@ -145,15 +151,22 @@ export function decodeNumber(field: Buffer, what: string, at: number): number {
     }
     return Number(v);
   }
-  let s = field.toString('latin1');
-  s = s.replace(/^[ \0]+/, '').replace(/[ \0]+$/, '');
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) {
-    throw new LayerError(`tar header at byte ${at}: ${what} field ${JSON.stringify(s)} is not an octal number`, { offset: at, field: what });
+  // Octal digits between leading and trailing spaces/NULs, read byte by byte (9 fields a header).
+  let start = off;
+  let end = off + len;
+  while (start < end && (block[start] === 0x20 || block[start] === 0)) start++;
+  while (end > start && (block[end - 1] === 0x20 || block[end - 1] === 0)) end--;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const digit = block[i]! - 0x30;
+    if (digit < 0 || digit > 7) {
+      throw new LayerError(`tar header at byte ${at}: ${what} field ${JSON.stringify(block.toString('latin1', start, end))} is not an octal number`, { offset: at, field: what });
+    }
+    v = v * 8 + digit;
   }
-  const v = parseInt(s, 8);
+  // Past 2^53 the sum is inexact but stays past it: refused all the same.
   if (!Number.isSafeInteger(v)) {
-    throw new LayerError(`tar header at byte ${at}: ${what} ${s} (octal) is out of range`, { offset: at, field: what });
+    throw new LayerError(`tar header at byte ${at}: ${what} ${block.toString('latin1', start, end)} (octal) is out of range`, { offset: at, field: what });
   }
   return v;
 }
@@ -178,7 +191,7 @@ export function isZeroBlock(block: Buffer): boolean {
 /** Decodes one non-zero header block; `at` is its byte offset in the stream, for messages. */
 export function decodeHeader(block: Buffer, at: number): TarHeader {
   if (block.length !== BLOCK) throw new LayerError(`tar header at byte ${at}: ${block.length} bytes, expected ${BLOCK}`, { offset: at });
-  const stored = decodeNumber(block.subarray(148, 156), 'chksum', at);
+  const stored = decodeNumberAt(block, 148, 8, 'chksum', at);
   const sums = headerChecksums(block);
   if (stored !== sums.unsigned && stored !== sums.signed) {
     throw new LayerError(`tar header at byte ${at}: checksum ${stored} does not match the header's ${sums.unsigned}: not a tar archive, or corrupt`, {
@@ -208,7 +221,7 @@ export function decodeHeader(block: Buffer, at: number): TarHeader {
   }
   // V7 archives mark directories by a trailing slash on a regular entry.
   if (type === 'file' && flag === '\0' && name.text.endsWith('/')) type = 'directory';
-  const field = (off: number, len: number, what: string) => decodeNumber(block.subarray(off, off + len), what, at);
+  const field = (off: number, len: number, what: string) => decodeNumberAt(block, off, len, what, at);
   const hasDev = format !== 'v7';
   // Owner names are informational (owners are numeric in OCI layers): decoded leniently.
   const owner = (off: number) => (format === 'v7' ? '' : cBytes(block, off, 32).toString('utf8'));

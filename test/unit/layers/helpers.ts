@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { detectCompression } from '../../../src/layers/compression.js';
+import type { SyncTarSource } from '../../../src/layers/tar-read.js';
 import { writeTar, type WriteEntry } from '../../../src/layers/tar-write.js';
 
 export async function withTmp<T>(body: (dir: string) => Promise<T>): Promise<T> {
@@ -58,6 +60,27 @@ export async function tarOf(entries: readonly TestEntry[]): Promise<Buffer> {
 
 export async function* chunksOf(buf: Buffer, size = 700): AsyncGenerator<Buffer> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+/**
+ * `buf` as openLayer gives an uncompressed file: iterable as chunksOf, and `readSync()` gives
+ * `size`-byte chunks copied into ONE reused buffer, each overwritten when the next is taken, so a
+ * reader that keeps a view of a chunk past it reads other bytes. Compressed bytes: no readSync.
+ */
+export function syncSourceOf(buf: Buffer, size = 700): AsyncIterable<Buffer> & SyncTarSource {
+  return {
+    [Symbol.asyncIterator]: () => chunksOf(buf, size)[Symbol.asyncIterator](),
+    readSync: () => {
+      if (detectCompression(buf) !== 'none') return undefined;
+      const shared = Buffer.alloc(size);
+      return (function* () {
+        for (let i = 0; i < buf.length; i += size) {
+          shared.fill(0xee);
+          yield shared.subarray(0, buf.copy(shared, 0, i, i + size));
+        }
+      })();
+    },
+  };
 }
 
 export interface TreeEntry {

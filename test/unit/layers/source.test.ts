@@ -249,3 +249,43 @@ describe('layer digests are checked while streaming', () => {
     });
   });
 });
+
+describe('an uncompressed layer file is also readable synchronously (tar.readSync)', () => {
+  it('the same bytes and digests as the asynchronous path; a gzip blob is not; a missing file is a LayerError', async () => {
+    await withTmp(async (dir) => {
+      // Bigger than one 1 MiB read, so that the reused buffer is read into more than once.
+      const tar = await tarOf([...LAYERS[0]!, { path: 'big', type: 'file', bytes: Buffer.alloc(2.5 * 1024 * 1024, 'ab') }]);
+      await fs.writeFile(join(dir, 'l.tar'), tar);
+      await fs.writeFile(join(dir, 'l.tar.gz'), gzipSync(tar));
+      const [plain] = await readSources([join(dir, 'l.tar')]);
+      const s = openLayer(plain!.layers[0]!);
+      const it = s.tar.readSync!()!;
+      expect(it).toBeDefined();
+      const parts: Buffer[] = [];
+      // Only the first MiB is read here: finish() reads and hashes the rest.
+      const first = it.next();
+      parts.push(Buffer.from(first.value as Buffer));
+      expect(parts[0]!.equals(tar.subarray(0, parts[0]!.length))).toBe(true);
+      expect(await s.finish()).toMatchObject({ diffId: sha(tar), blobDigest: sha(tar), bytes: tar.length, storedBytes: tar.length });
+      const [gz] = await readSources([join(dir, 'l.tar.gz')]);
+      const g = openLayer(gz!.layers[0]!);
+      expect(g.tar.readSync!()).toBeUndefined();
+      const got: Buffer[] = [];
+      for await (const c of g.tar) got.push(c);
+      expect(Buffer.concat(got).equals(tar)).toBe(true);
+      expect((await g.finish()).diffId).toBe(sha(tar));
+      await fs.rm(join(dir, 'l.tar'));
+      const gone = openLayer(plain!.layers[0]!);
+      const e = (() => {
+        try {
+          gone.tar.readSync!();
+        } catch (err) {
+          return err;
+        }
+      })();
+      expect(e).toBeInstanceOf(LayerError);
+      expect((e as Error).message).toMatch(/l\.tar: cannot read the layer \(ENOENT/);
+      await gone.close();
+    });
+  });
+});

@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { LayerError } from '../../../src/errors.js';
 import { BLOCK, decodeHeader, decodeNumber, encodeHeader, encodePax, parsePax, splitUstarName } from '../../../src/layers/tar-header.js';
 import { decompress, detectCompression } from '../../../src/layers/compression.js';
-import { readTar, type TarEntryHeader } from '../../../src/layers/tar-read.js';
+import { readTar, readTarSync, type TarEntryHeader } from '../../../src/layers/tar-read.js';
 import { encodeEntryHeader, writeTar } from '../../../src/layers/tar-write.js';
 import { run } from '../../../src/tools/exec.js';
-import { T0, chunksOf, collect, tarOf, toWriteEntry, withTmp, type TestEntry } from './helpers.js';
+import { T0, chunksOf, collect, syncSourceOf, tarOf, toWriteEntry, withTmp, type TestEntry } from './helpers.js';
 
 /**
  * Made with Python 3's tarfile (an independent writer), USTAR_FORMAT, uname = gname = '':
@@ -41,6 +41,28 @@ async function entriesOf(tar: Buffer | AsyncIterable<Buffer>): Promise<(TarEntry
     out.push(e.type === 'file' ? { ...h, text: data.toString() } : h);
   }
   return out;
+}
+
+/** entriesOf through the synchronous reader, over `size`-byte chunks of one reused buffer. */
+function entriesOfSync(tar: Buffer, size = 700): (TarEntryHeader & { text?: string })[] {
+  const out: (TarEntryHeader & { text?: string })[] = [];
+  for (const e of readTarSync(syncSourceOf(tar, size).readSync!()!)) {
+    const { body, bodySync, ...h } = e;
+    const parts: Buffer[] = [];
+    for (const c of bodySync()) parts.push(Buffer.from(c)); // a view is valid until the next is taken
+    const data = Buffer.concat(parts);
+    out.push(e.type === 'file' ? { ...h, text: data.toString() } : h);
+  }
+  return out;
+}
+
+/** What a reader made of `tar`: its entries, or its error's class and message. */
+async function outcome(read: () => Promise<unknown> | unknown): Promise<unknown> {
+  try {
+    return { entries: await read() };
+  } catch (e) {
+    return { error: `${(e as Error).constructor.name}: ${(e as Error).message}` };
+  }
 }
 
 async function expectLayerError(p: Promise<unknown>, pattern: RegExp): Promise<LayerError> {
@@ -80,6 +102,9 @@ describe('tar header encode/decode', () => {
     expect(decodeNumber(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]), 'mtime', 0)).toBe(-2);
     expect(() => decodeNumber(Buffer.from([0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 'size', 0)).toThrow(LayerError);
     expect(() => decodeNumber(Buffer.from('00001789'), 'size', 7)).toThrow(/size field "00001789" is not an octal number/);
+    expect(() => decodeNumber(Buffer.from(' 12 34\0'), 'mode', 0)).toThrow(/mode field "12 34" is not an octal number/);
+    expect(decodeNumber(Buffer.from('77777777777777777\0'), 'size', 0)).toBe(8 ** 17 - 1);
+    expect(() => decodeNumber(Buffer.from('777777777777777777'), 'size', 0)).toThrow(/size 777777777777777777 \(octal\) is out of range/);
   });
 
   it('splits long names into ustar prefix and name like Go, or gives up', () => {
@@ -354,5 +379,54 @@ describe('compression is recognised by magic in one place', () => {
     const got: TarEntryHeader[] = [];
     for await (const e of readTar(chunksOf(bytes, 100))) got.push(e);
     expect(got[0]!.xattrs).toEqual({ 'security.capability': cap, 'user.note': Buffer.from('hi') });
+  });
+});
+
+describe('readTarSync reads as readTar does (an uncompressed file, one reused read buffer)', () => {
+  it('the same entries and bodies, whatever the chunk size, and the same errors for broken archives', async () => {
+    const good = await tarOf([
+      { path: 'etc', type: 'directory' },
+      { path: 'etc/hostname', type: 'file', text: 'box\n', mode: 0o600, uid: 1000, gid: 100, mtime: T0 + 5 },
+      { path: 'etc/link', type: 'hardlink', linkpath: 'etc/hostname' },
+      { path: `deep/${'x'.repeat(200)}/${'y'.repeat(200)}`, type: 'file', text: 'pax path '.repeat(300) },
+      { path: 'far', type: 'symlink', linkpath: `/${'t'.repeat(150)}` },
+      { path: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
+      { path: 'x', type: 'file', text: 'xattrs', xattrs: { 'user.a': Buffer.from([0, 1, 2, 0xff]) } },
+    ]);
+    const want = await entriesOf(good);
+    expect(want).toHaveLength(7);
+    for (const size of [1, 100, 511, 512, 513, 4096, 1 << 20]) expect(entriesOfSync(good, size)).toEqual(want);
+    const broken = [good.subarray(0, 520), good.subarray(0, 300), good.subarray(0, 1536), Buffer.concat([good.subarray(0, 1024), Buffer.alloc(512), good.subarray(0, 1024)])];
+    for (const tar of broken) expect(await outcome(() => entriesOfSync(tar, 333))).toEqual(await outcome(() => entriesOf(tar)));
+  });
+
+  it('random garbage gives the same entries or the same LayerError from both readers', async () => {
+    let seed = 777;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    const base = await tarOf([
+      { path: 'a', type: 'file', text: 'hello world' },
+      { path: 'p'.repeat(300), type: 'file', text: 'x' },
+      { path: 'd', type: 'directory' },
+    ]);
+    for (let i = 0; i < 200; i++) {
+      const t = Buffer.from(base);
+      for (let k = 0; k < 4; k++) t[((rand() << 8) | rand()) % t.length] = rand();
+      expect(await outcome(() => entriesOfSync(t, 200))).toEqual(await outcome(() => entriesOf(t)));
+    }
+  });
+
+  it('skips bodies the caller does not read and refuses a body read too late', async () => {
+    const tar = await tarOf([
+      { path: 'a', type: 'file', text: 'x'.repeat(1000) },
+      { path: 'b', type: 'file', text: 'bee' },
+    ]);
+    const it = readTarSync(syncSourceOf(tar, 100).readSync!()!);
+    const aBody = it.next().value!.bodySync()[Symbol.iterator]();
+    aBody.next();
+    const b = it.next().value!;
+    expect(b.path).toBe('b');
+    expect(Buffer.concat([...b.bodySync()]).toString()).toBe('bee');
+    expect(() => aBody.next()).toThrow(/body read after the next entry was taken/);
+    expect(it.next().done).toBe(true);
   });
 });
