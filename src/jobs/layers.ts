@@ -13,7 +13,6 @@
  *   pruneLayers    mkimage layers prune IMAGE
  */
 import type { Writable } from 'node:stream';
-import { readImageZfs } from './attach.js';
 import { withPool, type PoolJobOptions } from './pool-session.js';
 import { checkDatasetPath } from '../tools/zfs.js';
 import type { PackageResult } from '../layers/package.js';
@@ -45,7 +44,6 @@ export async function withLayerStore<T>(
   body: (store: LayerStore, ctx: JobContext) => Promise<T>,
   { ensure }: { ensure: boolean } = { ensure: false },
 ): Promise<T & JobContext> {
-  await readImageZfs(image); // a missing or foreign file is refused before waiting for a lock
   return withPool(image, o, async (s) => {
     if (o.base !== undefined) checkDatasetPath(o.base, s.pool, '--base');
     const store = await LayerStore.open(s.zfs, o.base ? `${s.pool}/${o.base}` : s.pool, { signal: o.signal, isRoot: o.isRoot, ensure });

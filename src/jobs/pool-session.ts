@@ -16,7 +16,7 @@ import { withImageLock, type LockOptions } from '../guard/lock.js';
 import { Undo } from '../undo.js';
 import { run as defaultRun, type Runner } from '../tools/exec.js';
 import { Zfs, detectFlavour, type ZfsFlavour } from '../tools/zfs.js';
-import { attachImage, detachImage, type AttachedImage } from './attach.js';
+import { attachImage, detachImage, readImageZfs, type AttachedImage } from './attach.js';
 
 export interface PoolJobOptions {
   signal?: AbortSignal;
@@ -44,6 +44,7 @@ export interface PoolSession {
 }
 
 export async function withPool<T>(image: string, o: PoolJobOptions, body: (s: PoolSession) => Promise<T>): Promise<T> {
+  await readImageZfs(image); // a missing or foreign file is refused before waiting for a lock
   return withImageLock(image, { waitSeconds: o.waitSeconds, onWait: o.onWait, command: o.command, signal: o.signal }, () => poolJob(image, o, body));
 }
 

@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { BIN, cli, loopsUnder, sh } from './helpers/machine.js';
+import { BIN, cli, cliJson, loopsUnder, sh } from './helpers/machine.js';
 import { zfsTestBed } from './helpers/zfs-test-bed.js';
 
 const bed = zfsTestBed({ poolPrefix: 'mks', dirPrefix: 'mkimage-snap-' });
@@ -23,9 +23,7 @@ async function ok(args: string[]) {
   expect(r.exitCode, r.stderr).toBe(0);
   return r;
 }
-async function json(args: string[]) {
-  return JSON.parse((await ok([...args, '--json'])).stdout);
-}
+const json = (args: string[]) => cliJson(args);
 
 /** A ZFS image with datasets data and data/sub (dlite-free layout), detached. */
 async function image(name: string): Promise<{ img: string; pool: string }> {
@@ -51,6 +49,14 @@ async function snapNames(img: string): Promise<string[]> {
 }
 
 describe('snapshot, send, receive', () => {
+  it('a missing image: one line naming it, exit 1, for every pool command (not an internal error)', async () => {
+    const missing = join(dir, 'missing.img');
+    for (const args of [['snapshot', missing, 's1'], ['snapshots', missing], ['send', missing, 'p@s1', '-o', join(dir, 'x.zs')]]) {
+      const r = await cli(args);
+      expect(r.exitCode, args.join(' ')).toBe(1);
+      expect(r.stderr).toBe(`mkimage: cannot open ${missing}: no such file`);
+    }
+  });
   it('round trip between two images, full then incremental, files compared; images left detached', async () => {
     const a = await image('a.img');
     const b = await image('b.img');
