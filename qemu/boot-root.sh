@@ -45,6 +45,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2; exit 2; }
 die() { printf 'boot-root.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
+# shellcheck source=qemu/lib.sh
+source "$here/lib.sh"
 
 image='' device=nvdimm init='' guest_init='' readonly=0 mem=512 append='' keep_log=''
 timeout=${MKIMAGE_GUEST_TIMEOUT:-240} accel=${MKIMAGE_GUEST_ACCEL:-auto} cache=''
@@ -74,12 +76,7 @@ done
 [[ $timeout =~ ^[0-9]+$ && $mem =~ ^[0-9]+$ ]] || die "--timeout and --mem take whole numbers" 2
 ((${#init_args[@]} == 0)) || [[ -n $init ]] || die "arguments after -- need --init PATH" 2
 
-case $accel in
-  auto) if [[ -r /dev/kvm && -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
-      accel=kvm; else accel=tcg; fi ;;
-  kvm | tcg) ;;
-  *) die "--accel takes auto, kvm or tcg" 2 ;;
-esac
+accel=$(pick_accel "$accel") || die "--accel takes auto, kvm or tcg" 2
 
 initrd=$("$here/build-initramfs.sh" ${cache:+"$cache"}) || die "building the initramfs failed"
 cache=$(dirname "$initrd")
@@ -107,17 +104,7 @@ rm -rf "$tmp"
 # timer doesn't work!", a panic at 0.05 s); seen once in ~20 boots at load 11 on 2 cores.
 cmdline="console=ttyS0 panic=-1 quiet no_timer_check${append} ${root_cmdline}"
 
-qpid='' ok=0 log=''
-stop_qemu() {
-  [[ -n $qpid ]] || return 0
-  if kill -0 "$qpid" 2>/dev/null; then
-    kill -TERM "$qpid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$qpid" 2>/dev/null || true
-  fi
-  { wait "$qpid" || true; } 2>/dev/null
-  qpid=''
-}
+ok=0 log=''
 # shellcheck disable=SC2317 # called by trap
 cleanup() {
   stop_qemu

@@ -33,6 +33,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2; exit 2; }
 die() { printf 'boot.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
+# shellcheck source=qemu/lib.sh
+source "$here/lib.sh"
 
 image='' timeout=${MKIMAGE_GUEST_TIMEOUT:-240} mem='' readonly=0 append='' keep_log=''
 accel=${MKIMAGE_GUEST_ACCEL:-auto} smp=1 cache='' use_mkimage=0
@@ -75,14 +77,7 @@ mib=$(((size + 1048575) / 1048576))
 # RAM mode keeps 64 B of struct page per 4 KiB page of the NVDIMM in guest RAM: size / 64.
 [[ -n $mem ]] || mem=$((256 + (size / 64 + 1048575) / 1048576))
 
-case $accel in
-  # /dev/kvm alone proves nothing: inside some VMs it exists but a guest hangs on it. Real KVM
-  # hosts also show the vmx/svm CPU flags.
-  auto) if [[ -r /dev/kvm && -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
-      accel=kvm; else accel=tcg; fi ;;
-  kvm | tcg) ;;
-  *) die "--accel takes auto, kvm or tcg" 2 ;;
-esac
+accel=$(pick_accel "$accel") || die "--accel takes auto, kvm or tcg" 2
 accel_args=(-accel "$accel")
 # (no -cpu host: some nested KVM hosts refuse its MSRs; the default CPU model boots everywhere)
 
@@ -96,17 +91,7 @@ fi
 kargs=(console=ttyS0 panic=-1 quiet "${guest_args[@]}")
 cmdline="${kargs[*]}$append"
 
-qpid='' found=0 log=''
-stop_qemu() { # SIGTERM, 5 s to exit, then SIGKILL; reap it
-  [[ -n $qpid ]] || return 0
-  if kill -0 "$qpid" 2>/dev/null; then
-    kill -TERM "$qpid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$qpid" 2>/dev/null || true
-  fi
-  { wait "$qpid" || true; } 2>/dev/null
-  qpid=''
-}
+found=0 log=''
 # shellcheck disable=SC2317 # called by trap
 cleanup() {
   stop_qemu

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MiB } from '../../src/layout/units.js';
-import { REPO, cleanDir, cli, tempDir } from '../system/helpers/machine.js';
+import { REPO, cleanDir, cliJson, tempDir } from '../system/helpers/machine.js';
 
 const BOOT = join(REPO, 'qemu/boot.sh');
 const BUILD = join(REPO, 'qemu/build-guest.sh');
@@ -27,11 +27,7 @@ afterEach(async () => {
   expect(await cleanDir(dir)).toEqual({ loops: [], mounts: [] });
 });
 
-async function json(args: string[]) {
-  const r = await cli([...args, '--json']);
-  expect(r.exitCode, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
+const json = (args: string[]) => cliJson(args);
 
 /** Writes `data` as `name` into the image's filesystem through a loop mount of the partition. */
 async function putFile(image: string, offsetBytes: number, sizeBytes: number, fsType: string, name: string, data: Buffer): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
+import { cleanDir, cliJson, sh, tempDir } from './helpers/machine.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -16,11 +16,7 @@ afterEach(async () => {
   expect(await cleanDir(dir)).toEqual({ loops: [], mounts: [] });
 });
 
-async function json(args: string[]) {
-  const r = await cli([...args, '--json']);
-  expect(r.exitCode, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
+const json = (args: string[]) => cliJson(args);
 
 /** blkid's low-level probe of the file at `offset`: KEY=value pairs. */
 async function blkid(file: string, offset = 0): Promise<Record<string, string>> {

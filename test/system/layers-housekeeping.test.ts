@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { T0, tarOf, writeOciLayout, type TestEntry } from '../unit/layers/helpers.js';
-import { cleanDir, cli, sh, tempDir } from './helpers/machine.js';
+import { cleanDir, cli, cliJson, sh, tempDir } from './helpers/machine.js';
 import { ensureZfsDaemon, type ZfsDaemon } from './helpers/zfs-daemon.js';
 
 let daemon: ZfsDaemon;
@@ -45,9 +45,7 @@ async function ok(args: string[]) {
   expect(r.exitCode, r.stderr).toBe(0);
   return r;
 }
-async function json(args: string[]) {
-  return JSON.parse((await ok([...args, '--json'])).stdout);
-}
+const json = (args: string[]) => cliJson(args);
 async function layers(): Promise<{ digest: string; refs: string[]; runtimes: string[] }[]> {
   return (await json(['layers', 'list', image])).layers;
 }

@@ -12,7 +12,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { readAt } from '../../src/file/image-file.js';
 import { MiB } from '../../src/layout/units.js';
 import { injectFault, mkimage } from './helpers/faults.js';
-import { cli, loopsUnder, mountsUnder, sh, withLoop } from './helpers/machine.js';
+import { cli, cliJson, loopsUnder, mountsUnder, sh, withLoop } from './helpers/machine.js';
 import { importedPools, zfsTestBed } from './helpers/zfs-test-bed.js';
 
 const bed = zfsTestBed({ poolPrefix: 'mkr', dirPrefix: 'mkimage-resize-' });
@@ -22,12 +22,7 @@ beforeEach(() => {
   dir = bed.dir();
 });
 
-async function json(args: string[]) {
-  const r = await cli([...args, '--json']);
-  expect(r.stderr, r.stderr).toBe('');
-  expect(r.exitCode).toBe(0);
-  return JSON.parse(r.stdout);
-}
+const json = (args: string[]) => cliJson(args, { silent: true });
 
 async function inspect(img: string) {
   const r = await cli(['inspect', '--json', img]);

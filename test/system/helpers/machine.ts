@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { expect } from 'vitest';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 export const BIN = join(REPO, 'bin/mkimage.js');
@@ -18,6 +19,17 @@ export async function tempDir(prefix = 'mkimage-test-'): Promise<string> {
 export async function cli(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
   const r = await execa('node', [BIN, ...args], { reject: false, env: options.env, cwd: options.cwd, stdin: 'ignore' });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/**
+ * Runs the CLI with --json: exit 0 expected (stderr is the message when not), stdout parsed.
+ * `silent`: stderr must be empty as well.
+ */
+export async function cliJson(args: string[], o: { silent?: boolean } = {}): Promise<any> {
+  const r = await cli([...args, '--json']);
+  if (o.silent) expect(r.stderr, r.stderr).toBe('');
+  expect(r.exitCode, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
 }
 
 export async function sh(file: string, args: string[], options: { input?: string } = {}) {
